@@ -1,0 +1,199 @@
+"""Dense autoencoders: plain, linear, denoising, sparse and contractive.
+
+    x (B,1,28,28) → flatten (B,784) → encoder → z (B,latent_dim) → decoder → logits (B,784) → x̂
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.models.base import IMAGE_PIXELS, IMAGE_SHAPE, AEConfig, ReconstructionModel, activation, mlp
+
+
+# ---------------------------------------------------------------------------------------------
+# plain dense autoencoder
+
+
+@dataclass
+class DenseAEConfig(AEConfig):
+    hidden: tuple[int, ...] = (256,)  # hidden layer widths between the 784 pixels and the code (the decoder mirrors them)
+    activation: str = "relu"  # non-linearity of the hidden layers
+    latent_activation: str = "none"  # non-linearity on the code itself (the lecture's 784→64 example uses relu)
+
+    def validate(self) -> None:
+        super().validate()
+        activation(self.activation), activation(self.latent_activation)  # raise on unknown names
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden layer widths must be ≥ 1, not {self.hidden}")
+
+
+class DenseAE(ReconstructionModel):
+    """Fully connected encoder and mirrored decoder, sigmoid output.
+
+    The lecture's example is DenseAEConfig(hidden=(), latent_dim=64, latent_activation="relu"):
+    784 → 64 (ReLU) → 784 (sigmoid).
+    """
+
+    config_cls = DenseAEConfig
+    description = "Dense autoencoder: 784 → hidden → z → hidden → 784, sigmoid output."
+
+    def __init__(self, config: DenseAEConfig):
+        super().__init__(config)
+        sizes = [IMAGE_PIXELS, *config.hidden, config.latent_dim]
+        self.encoder = mlp(sizes, config.activation, last_act=config.latent_activation)
+        self.decoder = mlp(sizes[::-1], config.activation, last_act="none")
+
+    def encode(self, x, y=None):
+        return self.encoder(x.flatten(1))  # (B, latent_dim)
+
+    def decode_logits(self, z, y=None):
+        return self.decoder(z).view(-1, *IMAGE_SHAPE)  # (B, 1, 28, 28)
+
+
+# ---------------------------------------------------------------------------------------------
+# linear autoencoder: with MSE its optimum spans the same subspace as PCA (Baldi & Hornik 1989)
+
+
+@dataclass
+class LinearAEConfig(AEConfig):
+    pass
+
+
+class LinearAE(ReconstructionModel):
+    """z = W₁x + b₁, x̂ = W₂z + b₂: no non-linearity, so under MSE it learns PCA's subspace
+    (though not PCA's orthogonal axes). With loss="bce" the output goes through a sigmoid."""
+
+    config_cls = LinearAEConfig
+    description = "Linear autoencoder: one linear map each way; under MSE it spans the PCA subspace."
+
+    def __init__(self, config: LinearAEConfig):
+        super().__init__(config)
+        self.encoder = nn.Linear(IMAGE_PIXELS, config.latent_dim)
+        self.decoder = nn.Linear(config.latent_dim, IMAGE_PIXELS)
+
+    def encode(self, x, y=None):
+        return self.encoder(x.flatten(1))  # (B, latent_dim)
+
+    def decode_logits(self, z, y=None):
+        return self.decoder(z).view(-1, *IMAGE_SHAPE)  # (B, 1, 28, 28)
+
+    def to_image(self, logits):
+        return logits if self.config.loss == "mse" else torch.sigmoid(logits)
+
+    def decode(self, z, y=None):
+        return self.to_image(self.decode_logits(z, y)).clamp(0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# denoising autoencoder (Vincent et al. 2008): the dense AE with corruption on by default
+
+
+@dataclass
+class DenoisingAEConfig(DenseAEConfig):
+    noise: str = "gaussian"  # corruption of the input while training: gaussian, salt_pepper, masking, block
+    noise_level: float = 0.4  # its strength: σ (gaussian), p (salt_pepper, masking), side fraction (block)
+
+
+class DenoisingAE(DenseAE):
+    """Trained on corrupted x̃ to rebuild the clean x: loss = ‖x − g(f(x̃))‖²."""
+
+    config_cls = DenoisingAEConfig
+    description = "Denoising autoencoder: corrupt the input, reconstruct the clean image."
+
+
+# ---------------------------------------------------------------------------------------------
+# sparse autoencoder
+
+
+@dataclass
+class SparseAEConfig(DenseAEConfig):
+    latent_dim: int = 64  # size of the code z (sparse codes are often over-complete)
+    sparsity: str = "kl"  # penalty: "kl" (β·Σⱼ KL(ρ‖ρ̂ⱼ) on sigmoid codes) or "l1" (β·Σⱼ|zⱼ| on ReLU codes)
+    rho: float = 0.05  # target mean activation ρ of each code unit (kl only)
+    beta: float = 3e-3  # weight β of the sparsity penalty
+
+    def validate(self) -> None:
+        super().validate()
+        if self.sparsity not in ("kl", "l1"):
+            raise ValueError(f"sparsity must be 'kl' or 'l1', not {self.sparsity!r}")
+        if not 0 < self.rho < 1:
+            raise ValueError(f"rho must lie strictly between 0 and 1, not {self.rho}")
+        if self.beta < 0:
+            raise ValueError(f"beta must be ≥ 0, not {self.beta}")
+
+
+def kl_sparsity(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
+    """Σⱼ KL(ρ‖ρ̂ⱼ) between Bernoulli(ρ) and Bernoulli(ρ̂ⱼ) (Ng, CS294A notes)."""
+    rho_hat = rho_hat.clamp(1e-6, 1 - 1e-6)
+    return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+
+
+class SparseAE(DenseAE):
+    """Reconstruction plus a penalty that keeps most code units silent for any one input."""
+
+    config_cls = SparseAEConfig
+    description = "Sparse autoencoder: L1 or KL(ρ‖ρ̂) penalty keeps most code units inactive."
+
+    def __init__(self, config: SparseAEConfig):
+        # KL needs activations in (0, 1) to read as firing rates; L1 pairs with ReLU's exact zeros
+        latent_act = "sigmoid" if config.sparsity == "kl" else "relu"
+        super().__init__(config)
+        sizes = [IMAGE_PIXELS, *config.hidden, config.latent_dim]
+        self.encoder = mlp(sizes, config.activation, last_act=latent_act)
+
+    def penalty(self, x_in, z):
+        cfg = self.config
+        if cfg.sparsity == "kl":
+            rho_hat = z.mean(0)  # (latent_dim,) mean activation of each unit over the batch
+            term = kl_sparsity(cfg.rho, rho_hat)
+        else:
+            term = z.abs().sum(1).mean()
+        active = (z > (0.1 if cfg.sparsity == "kl" else 0.0)).float().mean()
+        return cfg.beta * term, {"sparsity": term.detach(), "active_fraction": active.detach()}
+
+
+# ---------------------------------------------------------------------------------------------
+# contractive autoencoder (Rifai et al. 2011)
+
+
+@dataclass
+class ContractiveAEConfig(AEConfig):
+    hidden: tuple[int, ...] = (256,)  # hidden layer widths of the decoder (the encoder is one sigmoid layer)
+    activation: str = "relu"  # non-linearity of the decoder's hidden layers
+    lam: float = 1e-4  # weight λ of the contraction penalty λ‖∂h/∂x‖²_F
+
+
+class ContractiveAE(ReconstructionModel):
+    """Encoder h = σ(Wx + b), penalised by the Jacobian's squared Frobenius norm
+
+        ‖∂h/∂x‖²_F = Σⱼ (hⱼ(1 − hⱼ))² Σᵢ Wⱼᵢ²
+
+    (closed form for a sigmoid layer), so the code changes little when x moves off the data.
+    """
+
+    config_cls = ContractiveAEConfig
+    description = "Contractive autoencoder: penalises λ‖∂h/∂x‖²_F so codes resist small input changes."
+
+    def __init__(self, config: ContractiveAEConfig):
+        super().__init__(config)
+        self.encoder = nn.Linear(IMAGE_PIXELS, config.latent_dim)
+        self.decoder = mlp([config.latent_dim, *config.hidden[::-1], IMAGE_PIXELS], config.activation)
+
+    def encode(self, x, y=None):
+        return torch.sigmoid(self.encoder(x.flatten(1)))  # (B, latent_dim)
+
+    def decode_logits(self, z, y=None):
+        return self.decoder(z).view(-1, *IMAGE_SHAPE)
+
+    def jacobian_norm(self, h: torch.Tensor) -> torch.Tensor:
+        """‖∂h/∂x‖²_F per sample (B,), from h = σ(Wx + b)."""
+        w_sq = self.encoder.weight.pow(2).sum(1)  # (latent_dim,) Σᵢ Wⱼᵢ²
+        return (h * (1 - h)).pow(2) @ w_sq  # (B,)
+
+    def penalty(self, x_in, z):
+        j = self.jacobian_norm(z).mean()
+        return self.config.lam * j, {"contraction": j.detach()}

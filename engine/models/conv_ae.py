@@ -1,0 +1,73 @@
+"""Convolutional autoencoder: Conv + BatchNorm + LeakyReLU down, ConvTranspose up.
+
+    x (B,1,28,28) → conv s2 (B,c₁,14,14) → conv s2 (B,c₂,7,7) → linear → z (B,latent_dim)
+    z → linear (B,c₂,7,7) → convT s2 (B,c₁,14,14) → convT s2 → logits (B,1,28,28)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from engine.models.base import AEConfig, ReconstructionModel
+
+
+@dataclass
+class ConvAEConfig(AEConfig):
+    channels: tuple[int, ...] = (32, 64)  # conv widths; each stride-2 layer halves the image (28 → 14 → 7)
+    negative_slope: float = 0.2  # slope of LeakyReLU for negative inputs
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.channels) != 2 or min(self.channels) < 1:
+            raise ValueError(f"channels must be two positive widths (28→14→7), not {self.channels}")
+
+
+# ---------------------------------------------------------------------------------------------
+# building blocks, shared with the convolutional VAE
+
+
+def conv_encoder(channels: tuple[int, ...], slope: float) -> tuple[nn.Sequential, int]:
+    """Strided convs: (B,1,28,28) → (B, channels[-1]·7·7). Returns the trunk and its width."""
+    layers: list[nn.Module] = []
+    c_in = 1
+    for c_out in channels:
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(slope)]
+        c_in = c_out
+    return nn.Sequential(*layers, nn.Flatten()), c_in * 7 * 7
+
+
+def conv_decoder(latent_dim: int, channels: tuple[int, ...], slope: float) -> nn.Sequential:
+    """z (B,latent_dim) → logits (B,1,28,28): the encoder mirrored with transposed convs."""
+    c_top = channels[-1]
+    layers: list[nn.Module] = [
+        nn.Linear(latent_dim, c_top * 7 * 7),
+        nn.Unflatten(1, (c_top, 7, 7)),
+        nn.BatchNorm2d(c_top),
+        nn.LeakyReLU(slope),
+    ]
+    widths = [*channels[::-1], 1]  # e.g. 64 → 32 → 1
+    for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
+        # kernel 4, stride 2, padding 1 doubles the size exactly: 7 → 14 → 28
+        layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+        if i < len(widths) - 2:
+            layers += [nn.BatchNorm2d(c_out), nn.LeakyReLU(slope)]
+    return nn.Sequential(*layers)
+
+
+class ConvAE(ReconstructionModel):
+    config_cls = ConvAEConfig
+    description = "Convolutional autoencoder: Conv+BatchNorm+LeakyReLU encoder, ConvTranspose decoder."
+
+    def __init__(self, config: ConvAEConfig):
+        super().__init__(config)
+        self.trunk, width = conv_encoder(config.channels, config.negative_slope)
+        self.to_z = nn.Linear(width, config.latent_dim)
+        self.decoder = conv_decoder(config.latent_dim, config.channels, config.negative_slope)
+
+    def encode(self, x, y=None):
+        return self.to_z(self.trunk(x))  # (B, latent_dim)
+
+    def decode_logits(self, z, y=None):
+        return self.decoder(z)  # (B, 1, 28, 28)

@@ -1,0 +1,390 @@
+"""Training loops that read a run directory's config and write its metrics, snapshots and checkpoints.
+
+`train_run(run)` is the one entry point (the CLI, the job workers and tests call it). The generic
+part here owns the budget (epochs or seconds), the logging cadence, cancellation, checkpoints and
+resuming; a family trainer (`ReconstructionTrainer`; the adversarial one joins the same table)
+owns its optimizers, its step, its snapshots and its evaluation.
+
+Speed, for small models on a CPU: the dataset lives as one tensor on the training device and
+batches are gathered by index (no DataLoader, no per-batch host→device copy); the per-step logs
+stay tensors and become Python floats only when a line is written (one sync per log, not per step).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from engine import images
+from engine.data import Dataset, load_dataset
+from engine.device import describe_device, resolve_device, set_cpu_threads
+from engine.models import build_model
+from engine.models.base import config_from_dict
+from engine.runs import Run, atomic_write_bytes, load_optimizer_state, process_start_time, read_checkpoint
+
+DEFAULT_EPOCHS = 10
+
+
+@dataclass
+class TrainConfig:
+    epochs: int | None = None  # passes over the train split (default 10 when no time budget is given)
+    seconds: float | None = None  # wall-clock budget in seconds; training stops at whichever limit comes first
+    batch_size: int = 128  # images per gradient step
+    lr: float = 1e-3  # Adam's learning rate
+    weight_decay: float = 0.0  # L2 penalty on the weights (Adam's weight_decay)
+    seed: int = 0  # seeds weights, batch order and noise: the same seed gives the same run
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
+    threads: int = 0  # CPU threads for torch (0: every usable core)
+    log_every_s: float = 0.5  # seconds between metrics lines
+    snapshot_every_s: float = 1.5  # seconds between snapshots (reconstructions of the fixed test batch)
+    checkpoint_every_s: float = 10.0  # seconds between checkpoints
+    keep_checkpoints: int = 5  # how many recent checkpoints to keep
+    eval_batch: int = 500  # test images scored at each log line
+
+    def validate(self) -> None:
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, not {self.epochs}")
+        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise ValueError(f"seconds must be a positive number, not {self.seconds}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2 (BatchNorm needs 2 images), not {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, not {self.lr}")
+        for name in ("log_every_s", "snapshot_every_s", "checkpoint_every_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    @property
+    def max_epochs(self) -> int | None:
+        return self.epochs if self.epochs is not None else (None if self.seconds else DEFAULT_EPOCHS)
+
+
+class Cancelled(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# run config
+
+
+def make_run_config(model: str, dataset: str = "mnist-5k", model_config: dict | None = None,
+                    train: dict | None = None) -> dict:
+    """The config.json of a new run, validated now so a bad setting fails before a worker starts."""
+    from engine.models import make_config
+
+    mcfg = make_config(model, model_config or {})
+    tcfg = config_from_dict(TrainConfig, train or {})
+    return {"model": model, "dataset": dataset, "model_config": asdict(mcfg), "train": asdict(tcfg),
+            "seed": tcfg.seed}
+
+
+def split_settings(model: str, settings: dict) -> tuple[dict, dict]:
+    """Route key=value settings to the model config or the training config by name."""
+    from dataclasses import fields
+
+    from engine.models import get_model_class
+
+    train_keys = {f.name for f in fields(TrainConfig)}
+    model_keys = {f.name for f in fields(get_model_class(model).config_cls)}
+    model_part, train_part = {}, {}
+    for k, v in settings.items():
+        if k in model_keys:
+            model_part[k] = v
+        elif k in train_keys:
+            train_part[k] = v
+        else:
+            raise ValueError(f"unknown setting {k!r} for {model}; model settings: {', '.join(sorted(model_keys))}; "
+                             f"training settings: {', '.join(sorted(train_keys))}")
+    return model_part, train_part
+
+
+# ---------------------------------------------------------------------------------------------
+# the reconstruction family
+
+
+def fixed_test_batch(dataset: Dataset, n: int = 16) -> torch.Tensor:
+    """Indices of n test images, one of each class first, so every snapshot shows the same digits."""
+    y = dataset.y_test
+    first = []
+    for c in range(max(len(dataset.classes), 0)):
+        hits = (y == c).nonzero()
+        if len(hits):
+            first.append(int(hits[0]))
+    rest = [i for i in range(len(y)) if i not in set(first)]
+    return torch.tensor((first + rest)[:n], dtype=torch.long)
+
+
+class ReconstructionTrainer:
+    """Adam on the model's own loss_step; snapshots of the fixed test batch's reconstructions."""
+
+    def __init__(self, model, dataset: Dataset, cfg: TrainConfig, device: torch.device):
+        self.model, self.cfg, self.device = model, cfg, device
+        self.x_train = dataset.x_train.to(device)  # (N, 1, 28, 28), once
+        self.y_train = dataset.y_train.to(device)
+        self.x_test = dataset.x_test.to(device)
+        self.y_test = dataset.y_test.to(device)
+        self.dataset = dataset
+        fixed = fixed_test_batch(dataset).to(device)
+        self.snap_x, self.snap_y = self.x_test[fixed], self.y_test[fixed]
+        self.eval_x = self.x_test[: cfg.eval_batch]
+        self.eval_y = self.y_test[: cfg.eval_batch]
+        self.optimizer = (torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                          if model.trainable else None)
+        gen_device = device if device.type == "cuda" else torch.device("cpu")
+        self.noise_gen = torch.Generator(device=gen_device).manual_seed(cfg.seed + 1)
+        self.sample_z_gen = cfg.seed + 2  # seed of the fixed z for VAE sample grids
+
+    @property
+    def optimizers(self) -> dict:
+        return {"adam": self.optimizer} if self.optimizer else {}
+
+    @property
+    def num_train(self) -> int:
+        return len(self.x_train)
+
+    def fit_closed_form(self) -> dict:
+        self.model.fit(self.x_train, seed=self.cfg.seed)
+        return {}
+
+    def train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.model.loss_step(self.x_train[idx], self.y_train[idx], generator=self.noise_gen)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        self.optimizer.step()
+        return out.logs
+
+    @torch.inference_mode()
+    def quick_eval(self) -> dict[str, float]:
+        self.model.eval()
+        gen = torch.Generator(device=self.noise_gen.device).manual_seed(0)
+        logs = self.model.loss_step(self.eval_x, self.eval_y, generator=gen).logs
+        self.model.train()
+        return {f"test/{k}": float(v) for k, v in logs.items()}
+
+    @torch.inference_mode()
+    def snapshots(self) -> dict[str, bytes]:
+        self.model.eval()
+        out = {"recon": images.png_bytes(images.grid(self.model(self.snap_x, self.snap_y), ncol=8))}
+        if getattr(self.model, "prior_samples", False):
+            gen = torch.Generator().manual_seed(self.sample_z_gen)
+            out["samples"] = images.png_bytes(images.grid(self.model.sample(64, generator=gen), ncol=8))
+        self.model.train()
+        return out
+
+    def inputs_png(self) -> bytes:
+        return images.png_bytes(images.grid(self.snap_x, ncol=8))
+
+    @torch.inference_mode()
+    def finish(self) -> None:
+        """Fit the code distribution that sample() draws from (plain AEs), on the train split."""
+        from engine.metrics import encode_all
+
+        self.model.eval()
+        self.model.fit_latent_stats(encode_all(self.model, self.x_train, self.y_train))
+
+    def evaluate(self) -> dict[str, float]:
+        from engine.metrics import evaluate
+
+        return evaluate(self.model, self.dataset, device=self.device)
+
+    def load_state(self, header: dict, tensors: dict) -> None:
+        state = load_optimizer_state(header, tensors, "adam")
+        if self.optimizer and state:
+            self.optimizer.load_state_dict(state)
+
+
+TRAINERS = {"reconstruction": ReconstructionTrainer}
+
+
+# ---------------------------------------------------------------------------------------------
+# the generic loop
+
+
+class _Clock:
+    """Fires at most every `period` seconds."""
+
+    def __init__(self, period: float, now: float):
+        self.period, self.last = period, now
+
+    def due(self, now: float) -> bool:
+        if now - self.last >= self.period:
+            self.last = now
+            return True
+        return False
+
+
+def _cancel_checker(run: Run, period: float = 0.2) -> Callable[[], bool]:
+    """Checks the run's cancel file at most every `period` s (a stat per step would cost more)."""
+    clock = _Clock(period, 0.0)
+    state = {"cancel": False}
+
+    def should_stop() -> bool:
+        if not state["cancel"] and clock.due(time.perf_counter()):
+            state["cancel"] = run.cancel_requested()
+        return state["cancel"]
+
+    return should_stop
+
+
+def train_run(run: Run, *, resume: bool = False, should_stop: Callable[[], bool] | None = None,
+              on_log: Callable[[dict], None] | None = None) -> dict:
+    """Train the model run/config.json describes; returns the final metrics.
+
+    Marks the run running, then done, cancelled (cancel file or should_stop), interrupted
+    (KeyboardInterrupt) or failed (any exception, whose text lands in status.json, then re-raised).
+    """
+    should_stop = should_stop or _cancel_checker(run)
+    pid = os.getpid()
+    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), error=None,
+                   started_at=time.time())
+    try:
+        return _train(run, resume, should_stop, on_log)
+    except KeyboardInterrupt:
+        run.set_status(state="interrupted", error="stopped by Ctrl-C; resume continues from the last checkpoint")
+        raise
+    except Exception as e:
+        tail = "".join(traceback.format_exception(e)[-3:])
+        run.set_status(state="failed", error=f"{type(e).__name__}: {e}\n{tail}")
+        raise
+
+
+def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
+    config = run.config
+    cfg = config_from_dict(TrainConfig, config["train"])
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        set_cpu_threads(cfg.threads or None)
+    dataset = load_dataset(config["dataset"])
+    model = build_model(config["model"], config["model_config"]).to(device).train()
+    trainer = TRAINERS[model.kind](model, dataset, cfg, device)
+    run.set_status(device=describe_device(device), n_train=trainer.num_train)
+
+    step, epoch, elapsed_before = 0, 0, 0.0
+    if resume:
+        ckpt = run.latest_checkpoint()
+        if ckpt is None:
+            run.truncate_metrics(-1)
+        else:
+            header, tensors = read_checkpoint(ckpt)
+            state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+            model.load_state_dict(state)
+            trainer.load_state(header, tensors)
+            step, epoch, elapsed_before = header["step"], header["epoch"], header.get("elapsed", 0.0)
+            run.truncate_metrics(step)
+    if not (run.path / "snapshots" / "inputs.png").exists():
+        atomic_write_bytes(run.path / "snapshots" / "inputs.png", trainer.inputs_png())
+
+    def header(elapsed: float) -> dict:
+        return {"model": config["model"], "model_config": config["model_config"], "kind": model.kind,
+                "dataset": config["dataset"], "epoch": epoch, "elapsed": elapsed, "train": config["train"]}
+
+    def checkpoint(elapsed: float) -> None:
+        run.save_checkpoint(model, step, header(elapsed), trainer.optimizers, keep=cfg.keep_checkpoints)
+
+    def snapshot() -> None:
+        for kind, png in trainer.snapshots().items():
+            run.save_snapshot(png, step, kind)
+
+    if not model.trainable:  # PCA: closed form, one "step"
+        trainer.fit_closed_form()
+        step, epoch = 1, 1
+        snapshot()
+        return _finish(run, trainer, checkpoint, elapsed_before, step, epoch, on_log)
+
+    start = time.perf_counter()
+    elapsed = lambda: elapsed_before + time.perf_counter() - start  # noqa: E731
+    max_epochs = cfg.max_epochs
+    n = trainer.num_train
+    batches_per_epoch = max(1, n // cfg.batch_size + (1 if n % cfg.batch_size > 1 else 0))
+    now = time.perf_counter()
+    log_clock, snap_clock, ckpt_clock = (_Clock(p, now) for p in
+                                         (cfg.log_every_s, cfg.snapshot_every_s, cfg.checkpoint_every_s))
+    acc: dict[str, torch.Tensor] = {}
+    acc_n = 0
+    rate_since = [time.perf_counter()]  # throughput is measured between log lines
+    if step == 0:
+        snapshot()  # the untrained model: where the replay starts
+
+    def progress(batch_in_epoch: int = 0) -> float:
+        parts = []
+        if max_epochs:
+            parts.append((epoch + batch_in_epoch / batches_per_epoch) / max_epochs)
+        if cfg.seconds:
+            parts.append(elapsed() / cfg.seconds)
+        return min(1.0, max(parts))
+
+    def write_log(batch_in_epoch: int) -> None:
+        nonlocal acc, acc_n
+        record = {"step": step, "epoch": round(epoch + batch_in_epoch / batches_per_epoch, 4),
+                  "elapsed": round(elapsed(), 3)}
+        record.update({f"train/{k}": float(v) / max(acc_n, 1) for k, v in acc.items()})
+        now = time.perf_counter()
+        record["images_per_s"] = round(acc_n * cfg.batch_size / max(now - rate_since[0], 1e-9), 1)
+        record.update(trainer.quick_eval())
+        acc, acc_n = {}, 0
+        rate_since[0] = time.perf_counter()
+        run.log(record)
+        run.set_status(state="running", step=step, epoch=epoch, progress=round(progress(batch_in_epoch), 4),
+                       last_metrics={k: v for k, v in record.items() if k.startswith("test/")})
+        if on_log:
+            on_log(record)
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(epoch):  # replay the permutations already used, so a resumed run continues the stream
+        torch.randperm(n, generator=gen)
+    budget_spent = lambda: bool(cfg.seconds) and elapsed() >= cfg.seconds  # noqa: E731
+    cancelled = False
+    while not (max_epochs and epoch >= max_epochs) and not budget_spent():
+        perm = torch.randperm(n, generator=gen).to(trainer.device)
+        for b in range(batches_per_epoch):
+            logs = trainer.train_step(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+            step += 1
+            acc_n += 1
+            for k, v in logs.items():
+                acc[k] = acc[k] + v if k in acc else v
+            now = time.perf_counter()
+            if log_clock.due(now):
+                write_log(b + 1)
+            if snap_clock.due(now):
+                snapshot()
+            if ckpt_clock.due(now):
+                checkpoint(elapsed())
+            if should_stop():
+                cancelled = True
+                break
+            if budget_spent():
+                break
+        else:
+            epoch += 1  # only whole passes count as epochs
+            continue
+        break
+    if acc_n:
+        write_log(0)
+    snapshot()
+    if cancelled:
+        checkpoint(elapsed())
+        run.clear_cancel()
+        run.set_status(state="cancelled", step=step, epoch=epoch, error=None)
+        return {}
+    return _finish(run, trainer, checkpoint, elapsed(), step, epoch, on_log)
+
+
+def _finish(run: Run, trainer, checkpoint, elapsed: float, step: int, epoch: int, on_log) -> dict:
+    trainer.finish()
+    checkpoint(elapsed)
+    metrics = trainer.evaluate()
+    record = {"step": step, "epoch": epoch, "elapsed": round(elapsed, 3),
+              **{f"eval/{k}": v for k, v in metrics.items()}}
+    run.log(record)
+    if on_log:
+        on_log(record)
+    run.set_status(state="done", step=step, epoch=epoch, progress=1.0, final_metrics=metrics,
+                   finished_at=time.time(), error=None)
+    return metrics
