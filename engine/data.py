@@ -650,6 +650,23 @@ def _resolve(name: str) -> tuple[tuple[str, str], Callable[[], Dataset]]:
     raise DataError(f"unknown dataset {name!r}; use one of: {valid}")
 
 
+def check_dataset(name: str) -> None:
+    """Raise DataError now if `name` is unknown or plainly not there, without loading it.
+
+    Used before a run is created, so a typo fails at once instead of inside a worker."""
+    _resolve(name)
+    if name in _IDX_SOURCES:
+        info = next(i for i in list_datasets() if i.name == name)
+        if not info.available:
+            raise DataError(f"dataset {name!r} is not available: {info.reason}. {info.how_to_get}")
+    for prefix in ("folder:", "npz:"):
+        if name.startswith(prefix):
+            path = Path(name.removeprefix(prefix)).expanduser()
+            if not path.exists():
+                raise DataError(f"{path} does not exist; give the {'folder' if prefix == 'folder:' else 'file'}"
+                                f" of your images as {prefix}/full/path")
+
+
 def load_dataset(name: str) -> Dataset:
     """Load a dataset by name (see the module docstring), on the CPU.
 

@@ -61,7 +61,7 @@ class JobManager:
     # -- public API ----------------------------------------------------------------------------
 
     def submit_starter(self, dataset: str = "mnist-5k", seconds: float | None = None) -> Run:
-        train = {**STARTER["train"], **({"seconds": seconds} if seconds else {})}
+        train = {**STARTER["train"], **({"seconds": seconds} if seconds is not None else {})}
         return self.submit(STARTER["model"], dataset, STARTER["model_config"], train)
 
     def submit(self, model: str, dataset: str = "mnist-5k", model_config: dict | None = None,
@@ -240,6 +240,24 @@ class JobManager:
 
     def _find(self, ref: str) -> Run:
         return find_run(ref, self.runs_dir)
+
+
+_managers: dict[Path, JobManager] = {}
+_managers_lock = threading.Lock()
+
+
+def get_manager(runs_dir: Path | str | None = None, max_concurrent: int | None = None) -> JobManager:
+    """The one manager of this process for `runs_dir`.
+
+    Two managers over one folder in one process would each reap only their own workers and leave
+    the other's as zombies; the app and scripts should share this one.
+    """
+    key = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
+    with _managers_lock:
+        jm = _managers.get(key)
+        if jm is None or jm._stop.is_set():
+            jm = _managers[key] = JobManager(key, max_concurrent)
+        return jm
 
 
 def _safe(run: Run) -> bool:

@@ -76,10 +76,14 @@ class Cancelled(Exception):
 def make_run_config(model: str, dataset: str = "mnist-5k", model_config: dict | None = None,
                     train: dict | None = None) -> dict:
     """The config.json of a new run, validated now so a bad setting fails before a worker starts."""
-    from engine.models import make_config
+    from engine.data import check_dataset
+    from engine.models import get_model_class, make_config
 
+    check_dataset(dataset)
     mcfg = make_config(model, model_config or {})
-    tcfg = config_from_dict(TrainConfig, train or {})
+    # the model's own preferred settings first (e.g. a GAN's learning rate), then the caller's
+    tcfg = config_from_dict(TrainConfig, {**get_model_class(model).train_defaults, **(train or {})})
+    resolve_device(tcfg.device)  # an unknown or absent device fails here, not in a worker
     return {"model": model, "dataset": dataset, "model_config": asdict(mcfg), "train": asdict(tcfg),
             "seed": tcfg.seed}
 
@@ -266,7 +270,7 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
     trainer = TRAINERS[model.kind](model, dataset, cfg, device)
     run.set_status(device=describe_device(device), n_train=trainer.num_train)
 
-    step, epoch, elapsed_before = 0, 0, 0.0
+    step, epoch, batch, elapsed_before = 0, 0, 0, 0.0  # batch: batches done in the current epoch
     if resume:
         ckpt = run.latest_checkpoint()
         if ckpt is None:
@@ -277,13 +281,15 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
             model.load_state_dict(state)
             trainer.load_state(header, tensors)
             step, epoch, elapsed_before = header["step"], header["epoch"], header.get("elapsed", 0.0)
+            batch = header.get("batch", 0)
             run.truncate_metrics(step)
     if not (run.path / "snapshots" / "inputs.png").exists():
         atomic_write_bytes(run.path / "snapshots" / "inputs.png", trainer.inputs_png())
 
     def header(elapsed: float) -> dict:
         return {"model": config["model"], "model_config": config["model_config"], "kind": model.kind,
-                "dataset": config["dataset"], "epoch": epoch, "elapsed": elapsed, "train": config["train"]}
+                "dataset": config["dataset"], "epoch": epoch, "batch": batch, "elapsed": elapsed,
+                "train": config["train"]}
 
     def checkpoint(elapsed: float) -> None:
         run.save_checkpoint(model, step, header(elapsed), trainer.optimizers, keep=cfg.keep_checkpoints)
@@ -343,15 +349,16 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
     cancelled = False
     while not (max_epochs and epoch >= max_epochs) and not budget_spent():
         perm = torch.randperm(n, generator=gen).to(trainer.device)
-        for b in range(batches_per_epoch):
+        for b in range(batch, batches_per_epoch):  # a resumed run skips the batches it already did
             logs = trainer.train_step(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])
             step += 1
+            batch = b + 1
             acc_n += 1
             for k, v in logs.items():
                 acc[k] = acc[k] + v if k in acc else v
             now = time.perf_counter()
             if log_clock.due(now):
-                write_log(b + 1)
+                write_log(batch)
             if snap_clock.due(now):
                 snapshot()
             if ckpt_clock.due(now):
@@ -362,11 +369,11 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
             if budget_spent():
                 break
         else:
-            epoch += 1  # only whole passes count as epochs
+            epoch, batch = epoch + 1, 0  # only whole passes count as epochs
             continue
         break
     if acc_n:
-        write_log(0)
+        write_log(batch)
     snapshot()
     if cancelled:
         checkpoint(elapsed())

@@ -62,7 +62,7 @@ def describe_models() -> list[dict]:
             for f in dataclasses.fields(cls.config_cls)
         }
         out.append({"name": name, "kind": cls.kind, "description": cls.description,
-                    "conditional": cls.conditional, "settings": settings})
+                    "conditional": cls.conditional, "settings": settings, "train_defaults": cls.train_defaults})
     return out
 
 

@@ -200,6 +200,7 @@ class ReconstructionModel(nn.Module):
     trainable = True  # False for closed-form models (PCA): the trainer calls fit() instead
     num_classes = 10
     prior_samples = False  # True when sample() draws from a trained prior (VAEs) rather than fitted codes
+    train_defaults: dict = {}  # training settings this model trains best with (overridable per run)
 
     def __init__(self, config: AEConfig):
         super().__init__()

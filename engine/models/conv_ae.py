@@ -15,7 +15,7 @@ from engine.models.base import AEConfig, ReconstructionModel
 
 @dataclass
 class ConvAEConfig(AEConfig):
-    channels: tuple[int, ...] = (32, 64)  # conv widths; each stride-2 layer halves the image (28 → 14 → 7)
+    channels: tuple[int, ...] = (16, 32)  # conv widths; each stride-2 layer halves the image (28 → 14 → 7)
     negative_slope: float = 0.2  # slope of LeakyReLU for negative inputs
 
     def validate(self) -> None:
@@ -59,6 +59,9 @@ def conv_decoder(latent_dim: int, channels: tuple[int, ...], slope: float) -> nn
 class ConvAE(ReconstructionModel):
     config_cls = ConvAEConfig
     description = "Convolutional autoencoder: Conv+BatchNorm+LeakyReLU encoder, ConvTranspose decoder."
+    # Measured on mnist-5k, 2-core CPU, 15 s: batch 64 / lr 2e-3 reach 0.41-0.44 of PCA's test MSE,
+    # batch 128 / lr 1e-3 only 0.50-0.56 (fewer, more cautious steps in the same time).
+    train_defaults = {"batch_size": 64, "lr": 2e-3}
 
     def __init__(self, config: ConvAEConfig):
         super().__init__(config)

@@ -151,6 +151,7 @@ class ConvVAEConfig(ConvAEConfig):
 class ConvVAE(VAEMixin, ReconstructionModel):
     config_cls = ConvVAEConfig
     description = "Convolutional VAE: the conv autoencoder's layers with a Gaussian code and β-weighted KL."
+    train_defaults = {"batch_size": 64, "lr": 2e-3}
 
     def __init__(self, config: ConvVAEConfig):
         super().__init__(config)

@@ -1,0 +1,72 @@
+"""Home: what Latent Lab is, a one-click starter model, and the gallery of runs with a live panel.
+
+The selected run lives in the URL (`?run=ID`), so a link restores it. Runs started from the CLI
+(`python -m engine train …`) appear here too: the gallery polls the runs folder.
+"""
+
+import streamlit as st
+
+from engine.jobs import STARTER
+from pages.common import job_manager, safe_summary, selected_dataset, starter_seconds
+from pages.runs_ui import ERRORS, SIGNATURE_KEY, live_run_panel, runs_table, signature
+
+jm = job_manager()
+dataset = selected_dataset()
+
+st.title(":material/science: Latent Lab")
+st.markdown(
+    "Latent Lab trains small **autoencoders** in the background and shows what they learn. "
+    "An autoencoder squeezes each image $x$ through a narrow code $z$, the *latent space*, and rebuilds it: "
+    "an encoder $f$ and a decoder $g$ are trained together so that the rebuilt $\\hat{x}$ comes out close to $x$. "
+    "What survives the bottleneck is what the model found worth keeping.")
+st.latex(r"x \;\longrightarrow\; z = f(x) \;\longrightarrow\; \hat{x} = g(z),"
+         r"\qquad \min_{f,\,g}\; \lVert x - \hat{x} \rVert^2")
+
+try:
+    seconds = starter_seconds()
+except ValueError as e:
+    st.warning(str(e))
+    seconds = None
+budget = seconds or STARTER["train"]["seconds"]
+starter = f"{STARTER['model']}, latent_dim {STARTER['model_config']['latent_dim']}, {budget:g} s"
+left, right = st.columns([1, 2], vertical_alignment="center")
+clicked = left.button("Train a starter model", key="home_starter", type="primary",
+                      icon=":material/rocket_launch:", disabled=not dataset.available,
+                      help=f"Trains {starter} in the background; watch it below")
+right.markdown(f"**Dataset:** `{dataset.name}`" +
+               (f" ({dataset.n_train:,} train / {dataset.n_test:,} test)" if dataset.available else " (unavailable)") +
+               f" · **starter:** {starter}")
+if clicked:
+    try:
+        run = jm.submit_starter(dataset.name, seconds=seconds)
+    except Exception as e:  # noqa: BLE001 - whatever went wrong, say it on the page
+        st.error(f"Could not start the starter run: {e}")
+    else:
+        st.session_state["home_run"] = run.id
+        st.toast(f"Started {run.id}", icon=":material/rocket_launch:")
+
+st.subheader("Runs")
+try:
+    summaries = [safe_summary(r) for r in jm.runs()]
+except ERRORS as e:
+    st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
+    st.stop()
+st.session_state[SIGNATURE_KEY] = signature(summaries)
+ids = [s["id"] for s in summaries]
+linked = st.query_params.get("run")
+if linked and linked not in ids and "home_run" not in st.session_state:
+    st.error(f"There is no run {linked!r} in {jm.runs_dir}: it was deleted, or the link comes from another "
+             "server." + (" Showing the latest run instead." if ids else ""))
+if not ids:
+    st.query_params.pop("run", None)
+    st.info("No runs yet. Click **Train a starter model** above, or train one from a terminal, e.g. "
+            "`python -m engine train conv_ae --seconds 30`: runs from the CLI show up here too.")
+runs_table()
+if ids:
+    if st.session_state.get("home_run") not in ids:
+        st.session_state["home_run"] = linked if linked in ids else ids[0]
+    states = {s["id"]: s.get("state", "failed") for s in summaries}
+    # Plain ids as labels: a keyed selectbox keeps its value by label, so labels must not change.
+    selected = st.selectbox("Run", ids, key="home_run")
+    st.query_params["run"] = selected
+    live_run_panel(selected, states[selected])

@@ -1,0 +1,152 @@
+"""Browser-test fixtures: a real `streamlit run` server and Debian's Chromium driven by Playwright.
+
+Chromium comes from CHROMIUM_PATH or /usr/bin/chromium (`make test` installs Debian's package);
+Playwright never downloads a browser here. Without one, these tests are skipped, except under
+CI, where a missing browser is a set-up bug and fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STARTUP_TIMEOUT_S = 60
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _unavailable(reason: str):
+    if _in_ci():
+        pytest.fail(f"{reason} (CI=true: browser tests must run in CI; `make test` installs Chromium)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            return r.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
+def _stop_workers(runs_dir: Path) -> None:
+    """Workers run in sessions of their own, so stopping the server's group leaves them: stop them too."""
+    from engine.runs import list_runs, process_alive
+
+    for run in list_runs(runs_dir):
+        status = run.status()
+        if status["state"] == "running" and process_alive(status.get("pid"), status.get("pid_start")):
+            try:
+                os.kill(status["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole process group, SIGKILL if it lingers."""
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class Server(NamedTuple):
+    url: str
+    runs_dir: Path
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory) -> Server:
+    """`streamlit run app.py` on a free port, with an empty runs folder and 4-second starter runs."""
+    base = tmp_path_factory.mktemp("browser")
+    runs_dir, log_path = base / "runs", base / "streamlit.log"
+    runs_dir.mkdir()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LATENT_LAB_RUNS": str(runs_dir), "LATENT_LAB_STARTER_SECONDS": "4",
+           "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with code {proc.returncode} before it was healthy:\n{_tail(log_path)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit was not healthy after {STARTUP_TIMEOUT_S} s:\n{_tail(log_path)}")
+            time.sleep(0.3)
+        yield Server(url, runs_dir, log_path)
+    finally:
+        _stop_server(proc)
+        _stop_workers(runs_dir)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (CHROMIUM_PATH or Debian's /usr/bin/chromium) under Playwright."""
+    path = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        _unavailable(f"no Chromium at {path}: install Debian's chromium (make test does) or set CHROMIUM_PATH")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed: pip install -r requirements-dev.txt")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    """A fresh browser page (1280×900) whose console errors are collected in page.console_errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.console_errors = []
+    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    try:
+        yield page
+    finally:
+        context.close()

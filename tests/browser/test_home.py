@@ -1,0 +1,121 @@
+"""The home page in a real browser: render, train a starter model, watch it finish, follow a link.
+
+Writes docs/screenshots/home.png (the README shows it).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.runs import list_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = ROOT / "docs" / "screenshots" / "home.png"
+PANEL = ".st-key-run_panel"
+TRAIN_TIMEOUT_MS = 90_000  # a 4 s starter run: worker start-up, training, evaluation
+
+
+def expect(locator):
+    from playwright.sync_api import expect as pw_expect
+
+    return pw_expect(locator)
+
+
+def wait_until_idle(page, timeout_ms: int = 30_000) -> None:
+    """The app is drawn and no script run is in flight (Streamlit's 'Running…' widget is gone)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    expect(page.locator("h1").first).to_contain_text("Latent Lab", timeout=timeout_ms)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="hidden", timeout=timeout_ms)
+
+
+def assert_no_exception(page) -> None:
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+
+
+def images_loaded(locator) -> bool:
+    return locator.evaluate_all("imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)")
+
+
+def full_page_screenshot(page, path) -> None:
+    """Streamlit scrolls inside its main container, not the body: grow the viewport to fit it first."""
+    height = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]') || document.body;
+        return Math.max(main.scrollHeight, document.body.scrollHeight);
+    }""")
+    page.mouse.move(0, 0)  # no tooltip over the page
+    page.set_viewport_size({"width": 1280, "height": min(max(int(height) + 40, 900), 4000)})
+    wait_until_idle(page)
+    page.wait_for_timeout(500)  # let the resized layout settle
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+
+
+def test_home_trains_a_starter_model(page, app_server):
+    page.goto(app_server.url)
+    wait_until_idle(page, 60_000)
+    assert_no_exception(page)
+    expect(page.get_by_text("No runs yet")).to_be_visible()
+    expect(page.get_by_text("Device:")).to_be_visible()
+
+    page.get_by_role("button", name="Train a starter model").click()
+    panel = page.locator(PANEL)
+    expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
+    (run,) = list_runs(app_server.runs_dir)
+    assert run.status()["state"] == "done"
+    assert run.config["train"]["seconds"] == 4.0  # LATENT_LAB_STARTER_SECONDS reached the page
+    expect(panel).to_contain_text(run.id)
+    expect(panel).to_contain_text("test MSE")
+    imgs = panel.locator("img")
+    expect(imgs.nth(1)).to_be_visible()  # the inputs and the latest reconstructions, side by side
+    page.wait_for_function("n => document.querySelectorAll(n).length >= 2", arg=f"{PANEL} img")
+    assert images_loaded(imgs)
+    expect(panel.locator(".js-plotly-plot")).to_be_visible()  # the loss curve
+    assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
+    wait_until_idle(page)
+    assert_no_exception(page)
+    full_page_screenshot(page, SCREENSHOT)
+    assert SCREENSHOT.stat().st_size > 20_000
+    assert not page.console_errors, page.console_errors
+
+
+def test_a_link_restores_the_run(page, app_server):
+    runs = list_runs(app_server.runs_dir)
+    if not runs:
+        pytest.skip("needs the run that test_home_trains_a_starter_model made")
+    page.goto(f"{app_server.url}/?run={runs[0].id}")
+    wait_until_idle(page, 60_000)
+    expect(page.locator(PANEL)).to_contain_text(runs[0].id)
+    expect(page.locator(PANEL)).to_contain_text("State: done")
+    page.goto(f"{app_server.url}/?run=no-such-run")
+    wait_until_idle(page, 60_000)
+    expect(page.get_by_text("There is no run 'no-such-run'")).to_be_visible()
+    assert_no_exception(page)
+
+
+def test_cancel_resume_delete(page, app_server):
+    page.goto(app_server.url)
+    wait_until_idle(page, 60_000)
+    before = {r.id for r in list_runs(app_server.runs_dir)}
+    page.get_by_role("button", name="Train a starter model").click()
+    panel = page.locator(PANEL)
+    panel.get_by_role("button", name="Cancel").click()  # enabled while queued or running
+    expect(panel).to_contain_text("State: cancelled", timeout=30_000)
+    (run,) = [r for r in list_runs(app_server.runs_dir) if r.id not in before]
+    assert run.status()["state"] == "cancelled"
+
+    panel.get_by_role("button", name="Resume").click()
+    expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
+    assert run.status()["state"] == "done"
+
+    panel.get_by_role("button", name="Delete").click()
+    panel.get_by_role("button", name="Yes, delete it").click()
+    expect(panel).not_to_contain_text(run.id, timeout=30_000)
+    assert not run.path.exists()
+    assert_no_exception(page)

@@ -1,0 +1,34 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """An empty runs folder that the app, the CLI and JobManager() use (LATENT_LAB_RUNS)."""
+    path = tmp_path / "runs"
+    path.mkdir()
+    monkeypatch.setenv("LATENT_LAB_RUNS", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def finished_pca_run(tmp_path_factory) -> Path:
+    """A finished run directory (PCA, latent_dim 8, mnist-5k; ~3 s), made once per session.
+
+    Shared: copy it (shutil.copytree) rather than changing it.
+    """
+    from engine.runs import Run
+    from engine.train import make_run_config, train_run
+
+    parent = tmp_path_factory.mktemp("finished")
+    run = Run.create(parent, make_run_config("pca", "mnist-5k", {"latent_dim": 8}, {}), run_id="pca-finished")
+    train_run(run)
+    assert run.status()["state"] == "done", run.status()
+    return run.path

@@ -1,0 +1,90 @@
+"""The command line as a script would use it: JSON out, one-line errors, --help everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.models import MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = ["datasets", "models", "train", "resume", "eval", "runs", "sample", "fetch-mnist", "worker"]
+
+
+def cli(*args, runs_dir=None, check=True):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if runs_dir:
+        env["LATENT_LAB_RUNS"] = str(runs_dir)
+    proc = subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_datasets_and_models_print_json():
+    datasets = {d["name"]: d for d in json_lines(cli("datasets").stdout)}
+    assert datasets["mnist-5k"]["available"] and datasets["mnist-5k"]["n_train"] == 4000
+    for d in datasets.values():
+        assert d["available"] or (d["reason"] and d["how_to_get"])
+    models = json_lines(cli("models").stdout)
+    assert [m["name"] for m in models] == list(MODELS)
+
+
+def test_train_eval_sample_and_runs(tmp_path):
+    proc = cli("train", "ae", "--data", "mnist-5k", "--epochs", "1", "--latent-dim", "8", "--seed", "1",
+               "--set", "hidden=64", "--set", "log_every_s=0.1", "--batch-size", "200", "--device", "cpu",
+               "--runs-dir", tmp_path)
+    result = json.loads(proc.stdout)  # stdout holds exactly one JSON object
+    assert result["state"] == "done" and result["metrics"]["mse"] > 0
+    assert "step" in proc.stderr and "test mse" in proc.stderr  # progress lines on stderr
+    run_path = Path(result["path"])
+    config = json.loads((run_path / "config.json").read_text())
+    assert config["model_config"]["hidden"] == [64] and config["model_config"]["latent_dim"] == 8
+    assert config["train"]["seed"] == 1 and config["train"]["batch_size"] == 200
+
+    evaluated = json.loads(cli("eval", result["run"], "--runs-dir", tmp_path).stdout)
+    assert evaluated["metrics"]["mse"] == pytest.approx(result["metrics"]["mse"])
+
+    out = tmp_path / "grid.png"
+    sampled = json.loads(cli("sample", str(run_path), "--out", out, "-n", "16").stdout)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and sampled["n"] == 16
+
+    listed = json_lines(cli("runs", runs_dir=tmp_path).stdout)
+    assert [r["id"] for r in listed] == [result["run"]] and listed[0]["state"] == "done"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "nope"], "unknown model"),
+    (["train", "ae", "--epochs", "two"], "invalid int"),
+    (["train", "ae", "--epochs", "1", "--seconds", "3"], "not allowed with"),
+    (["train", "ae", "--set", "latent_dim"], "key=value"),
+    (["train", "ae", "--set", "colour=red"], "unknown setting"),
+    (["train", "ae", "--data", "imagenet"], "imagenet"),
+    (["train", "ae", "--device", "tpu"], "device"),
+    (["eval", "no-such-run"], "no run"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_arguments_get_one_line_and_a_non_zero_exit(tmp_path, args, message):
+    proc = cli(*args, "--runs-dir", tmp_path, check=False) if args and args[0] in ("train", "eval") \
+        else cli(*args, check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    proc = cli(command, "--help")
+    assert "usage:" in proc.stdout and len(proc.stdout.splitlines()) > 2
