@@ -76,11 +76,16 @@ def main() -> None:
     p.add_argument("--data", default="mnist-5k")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, help="default: the model's own (conv_ae: 64)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for both loops (0: all cores)")
     args = p.parse_args()
 
+    from engine.models import get_model_class
+    from engine.train import TrainConfig
+
+    args.batch_size = args.batch_size or get_model_class(args.model).train_defaults.get(
+        "batch_size", TrainConfig.batch_size)
     device = resolve_device(args.device)
     threads = set_cpu_threads(args.threads or None)
     dataset = load_dataset(args.data)
