@@ -81,9 +81,10 @@ class VAEMixin:
 
 
 @dataclass
-class VAEConfig(DenseAEConfig):
+class VariationalFields:
+    """The settings every VAE adds to its autoencoder's config (mixed in before it)."""
+
     latent_dim: int = 16  # size of the code z
-    hidden: tuple[int, ...] = (512,)  # hidden layer widths (the decoder mirrors them)
     loss: str = "bce"  # reconstruction term −log p(x|z): "bce" (Bernoulli) or "mse" (Gaussian)
     beta: float = 1.0  # weight β of the KL term; β > 1 trades reconstruction for a smoother latent space
 
@@ -91,6 +92,11 @@ class VAEConfig(DenseAEConfig):
         super().validate()
         if self.beta < 0:
             raise ValueError(f"beta must be ≥ 0, not {self.beta}")
+
+
+@dataclass
+class VAEConfig(VariationalFields, DenseAEConfig):
+    hidden: tuple[int, ...] = (512,)  # hidden layer widths (the decoder mirrors them)
 
 
 class VAE(VAEMixin, ReconstructionModel):
@@ -137,15 +143,8 @@ class CVAE(VAE):
 
 
 @dataclass
-class ConvVAEConfig(ConvAEConfig):
-    latent_dim: int = 16  # size of the code z
-    loss: str = "bce"  # reconstruction term −log p(x|z): "bce" (Bernoulli) or "mse" (Gaussian)
-    beta: float = 1.0  # weight β of the KL term; β > 1 trades reconstruction for a smoother latent space
-
-    def validate(self) -> None:
-        super().validate()
-        if self.beta < 0:
-            raise ValueError(f"beta must be ≥ 0, not {self.beta}")
+class ConvVAEConfig(VariationalFields, ConvAEConfig):
+    pass
 
 
 class ConvVAE(VAEMixin, ReconstructionModel):
