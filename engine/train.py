@@ -120,7 +120,8 @@ def fixed_test_batch(dataset: Dataset, n: int = 16) -> torch.Tensor:
         hits = (y == c).nonzero()
         if len(hits):
             first.append(int(hits[0]))
-    rest = [i for i in range(len(y)) if i not in set(first)]
+    taken = set(first)
+    rest = [i for i in range(len(y)) if i not in taken]
     return torch.tensor((first + rest)[:n], dtype=torch.long)
 
 
