@@ -86,13 +86,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    from engine.jobs import RESUMABLE
     from engine.runs import find_run
     from engine.train import train_run
 
     run = find_run(args.run, args.runs_dir)
     state = run.mark_if_dead()
-    if state not in ("interrupted", "cancelled", "failed"):
-        raise ValueError(f"run {run.id} is {state}; only interrupted, cancelled or failed runs can be resumed")
+    if state not in RESUMABLE:
+        raise ValueError(f"run {run.id} is {state}; only {', '.join(RESUMABLE)} runs can be resumed")
     run.clear_cancel()
     on_log = None if args.quiet else (lambda rec: print(_progress_line(rec), file=sys.stderr, flush=True))
     metrics = train_run(run, resume=True, on_log=on_log)

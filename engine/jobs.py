@@ -107,7 +107,8 @@ class JobManager:
             run.delete()
 
     def runs(self) -> list[Run]:
-        self.poll()
+        if self._thread is None:  # without a watcher thread, bring the states up to date here
+            self.poll()
         return list_runs(self.runs_dir)
 
     def wait(self, ref: str, timeout: float | None = None, poll: float = 0.2) -> str:
@@ -171,7 +172,7 @@ class JobManager:
                     queued.append(run)
             if not start:
                 return
-            for run in sorted(queued, key=lambda r: r.config.get("created_at", 0) if _safe(r) else 0):
+            for run in sorted(queued, key=_created_at):
                 if alive >= self.max_concurrent:
                     break
                 self._start(run)
@@ -260,12 +261,12 @@ def get_manager(runs_dir: Path | str | None = None, max_concurrent: int | None =
         return jm
 
 
-def _safe(run: Run) -> bool:
+def _created_at(run: Run) -> float:
+    """Queue order: creation time from config.json (0 for a damaged one, which then fails fast)."""
     try:
-        run.config
-        return True
-    except RunError:
-        return False
+        return float(run.config.get("created_at", 0))
+    except (RunError, TypeError, ValueError):
+        return 0.0
 
 
 def _log_tail(run: Run, lines: int = 15) -> str:

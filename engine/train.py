@@ -16,15 +16,16 @@ import math
 import os
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 import torch
 
 from engine import images
-from engine.data import Dataset, load_dataset
+
+from engine.data import Dataset, check_dataset, load_dataset
 from engine.device import describe_device, resolve_device, set_cpu_threads
-from engine.models import build_model
+from engine.models import build_model, get_model_class, make_config
 from engine.models.base import config_from_dict
 from engine.runs import Run, atomic_write_bytes, load_optimizer_state, process_start_time, read_checkpoint
 
@@ -76,9 +77,6 @@ class Cancelled(Exception):
 def make_run_config(model: str, dataset: str = "mnist-5k", model_config: dict | None = None,
                     train: dict | None = None) -> dict:
     """The config.json of a new run, validated now so a bad setting fails before a worker starts."""
-    from engine.data import check_dataset
-    from engine.models import get_model_class, make_config
-
     check_dataset(dataset)
     mcfg = make_config(model, model_config or {})
     # the model's own preferred settings first (e.g. a GAN's learning rate), then the caller's
@@ -90,10 +88,6 @@ def make_run_config(model: str, dataset: str = "mnist-5k", model_config: dict | 
 
 def split_settings(model: str, settings: dict) -> tuple[dict, dict]:
     """Route key=value settings to the model config or the training config by name."""
-    from dataclasses import fields
-
-    from engine.models import get_model_class
-
     train_keys = {f.name for f in fields(TrainConfig)}
     model_keys = {f.name for f in fields(get_model_class(model).config_cls)}
     model_part, train_part = {}, {}
@@ -143,7 +137,7 @@ class ReconstructionTrainer:
                           if model.trainable else None)
         gen_device = device if device.type == "cuda" else torch.device("cpu")
         self.noise_gen = torch.Generator(device=gen_device).manual_seed(cfg.seed + 1)
-        self.sample_z_gen = cfg.seed + 2  # seed of the fixed z for VAE sample grids
+        self.sample_seed = cfg.seed + 2  # seed of the fixed z for VAE sample grids
 
     @property
     def optimizers(self) -> dict:
@@ -177,7 +171,7 @@ class ReconstructionTrainer:
         self.model.eval()
         out = {"recon": images.png_bytes(images.grid(self.model(self.snap_x, self.snap_y), ncol=8))}
         if getattr(self.model, "prior_samples", False):
-            gen = torch.Generator().manual_seed(self.sample_z_gen)
+            gen = torch.Generator().manual_seed(self.sample_seed)
             out["samples"] = images.png_bytes(images.grid(self.model.sample(64, generator=gen), ncol=8))
         self.model.train()
         return out

@@ -44,8 +44,12 @@ class DenseAE(ReconstructionModel):
     def __init__(self, config: DenseAEConfig):
         super().__init__(config)
         sizes = [IMAGE_PIXELS, *config.hidden, config.latent_dim]
-        self.encoder = mlp(sizes, config.activation, last_act=config.latent_activation)
+        self.encoder = mlp(sizes, config.activation, last_act=self.code_activation())
         self.decoder = mlp(sizes[::-1], config.activation, last_act="none")
+
+    def code_activation(self) -> str:
+        """The non-linearity on z; variants with a fixed one (sparse) override this."""
+        return self.config.latent_activation
 
     def encode(self, x, y=None):
         return self.encoder(x.flatten(1))  # (B, latent_dim)
@@ -138,12 +142,9 @@ class SparseAE(DenseAE):
     config_cls = SparseAEConfig
     description = "Sparse autoencoder: L1 or KL(ρ‖ρ̂) penalty keeps most code units inactive."
 
-    def __init__(self, config: SparseAEConfig):
+    def code_activation(self) -> str:
         # KL needs activations in (0, 1) to read as firing rates; L1 pairs with ReLU's exact zeros
-        latent_act = "sigmoid" if config.sparsity == "kl" else "relu"
-        super().__init__(config)
-        sizes = [IMAGE_PIXELS, *config.hidden, config.latent_dim]
-        self.encoder = mlp(sizes, config.activation, last_act=latent_act)
+        return "sigmoid" if self.config.sparsity == "kl" else "relu"
 
     def penalty(self, x_in, z):
         cfg = self.config
