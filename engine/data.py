@@ -102,6 +102,23 @@ class Dataset:
         return dataclasses.replace(self, x_train=self.x_train.to(device), y_train=self.y_train.to(device),
                                    x_test=self.x_test.to(device), y_test=self.y_test.to(device))
 
+    def only_classes(self, classes: list[int] | None) -> Dataset:
+        """A copy whose train split keeps only `classes` (the test split stays whole).
+
+        One-class anomaly detection trains on the normal classes only and then scores every test
+        image, normal or not.
+        """
+        if not classes:
+            return self
+        bad = [c for c in classes if not 0 <= c < max(self.num_classes, 1)]
+        if bad or not self.num_classes:
+            raise DataError(f"{self.name}: no class {bad or classes} to train on; it has classes "
+                            f"0–{self.num_classes - 1}" if self.num_classes else f"{self.name} has no labels")
+        keep = torch.isin(self.y_train, torch.tensor(sorted(set(classes)), device=self.y_train.device))
+        if not bool(keep.any()):
+            raise DataError(f"{self.name}: the train split has no image of classes {classes}")
+        return dataclasses.replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep])
+
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, train={len(self.x_train)}, test={len(self.x_test)}, "
                 f"classes={self.num_classes}, device={self.x_train.device})")

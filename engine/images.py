@@ -37,3 +37,18 @@ def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
+
+
+def image_png(x, scale: int = 1) -> bytes:
+    """One image (H, W) or a row of images (B, H, W), floats in [0, 1] (numpy or torch) → PNG bytes.
+
+    Upscaled by repeating pixels (`scale`), so a 28×28 digit stays crisp in the browser instead of
+    being blurred by the page's own resampling.
+    """
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+    if t.dim() == 2:
+        array = to_uint8(t)
+        return png_bytes(np.kron(array, np.ones((scale, scale), np.uint8)) if scale > 1 else array)
+    if t.dim() == 3:
+        t = t[:, None]
+    return png_bytes(grid(t, ncol=len(t), scale=scale))

@@ -44,6 +44,9 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _STEP_FILE = re.compile(r"^(?:step_|recon_|samples_)?(\d+)\.(?:safetensors|png)$")
 
 
+HISTORY_CHECKPOINTS = 16  # older checkpoints kept (thinned) beside the newest ones, for replays
+
+
 class RunError(ValueError):
     """A run directory or one of its files is missing, malformed or tampered with."""
 
@@ -261,6 +264,28 @@ class Snapshot:
     path: Path
 
 
+def _thin(ckpts: list[tuple[int, Path]], history: int) -> list[tuple[int, Path]]:
+    """The checkpoints to drop so that at most `history` remain, spread evenly over the steps.
+
+    Steps fall into buckets of width S (the smallest power of two giving at most `history`
+    buckets) and the first checkpoint of each bucket stays. Doubling S only merges buckets, so a
+    checkpoint dropped once would be dropped again: the history thins the same way as it grows.
+    """
+    if len(ckpts) <= history:
+        return []
+    if history <= 0:
+        return list(ckpts)
+    width = 1
+    while len({s // width for s, _ in ckpts}) > history:
+        width *= 2
+    seen, drop = set(), []
+    for s, p in ckpts:
+        if s // width in seen:
+            drop.append((s, p))
+        seen.add(s // width)
+    return drop
+
+
 class Run:
     """A handle on one run directory. Cheap to create; every read goes to the files."""
 
@@ -426,12 +451,19 @@ class Run:
                 if snap.step > max_step:
                     snap.path.unlink(missing_ok=True)
 
-    def save_checkpoint(self, model, step: int, header: dict, optimizers=None, keep: int = 5) -> Path:
+    def save_checkpoint(self, model, step: int, header: dict, optimizers=None, keep: int = 5,
+                        history: int = HISTORY_CHECKPOINTS) -> Path:
+        """Write a checkpoint; keep the newest `keep` and a thinned, evenly spread `history` before them.
+
+        The history lets a page replay training (the latent map across checkpoints) without
+        keeping every checkpoint: when it overflows, the old ones nearest evenly spaced steps stay.
+        """
         path = self.path / "checkpoints" / f"step_{step:08d}.safetensors"
         save_checkpoint(path, model, {**header, "step": step}, optimizers)
-        ckpts = self.checkpoints()
-        for _, old in ckpts[:-keep] if keep > 0 else []:
-            old.unlink(missing_ok=True)
+        if keep > 0:
+            old = self.checkpoints()[:-keep]
+            for _, p in _thin(old, history):
+                p.unlink(missing_ok=True)
         return path
 
     def save_snapshot(self, png: bytes, step: int, kind: str = "recon") -> Path:

@@ -44,8 +44,9 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch (0: every usable core)
     log_every_s: float = 0.5  # seconds between metrics lines
     snapshot_every_s: float = 1.5  # seconds between snapshots (reconstructions of the fixed test batch)
-    checkpoint_every_s: float = 10.0  # seconds between checkpoints
-    keep_checkpoints: int = 5  # how many recent checkpoints to keep
+    checkpoint_every_s: float = 3.0  # seconds between checkpoints (also what replays of the latent map show)
+    keep_checkpoints: int = 5  # how many recent checkpoints to keep (plus a thinned history for replays)
+    classes: list[int] | None = None  # train on these classes only (one-class anomaly detection); None: all
     eval_batch: int = 500  # test images scored at each log line
 
     def validate(self) -> None:
@@ -60,6 +61,8 @@ class TrainConfig:
         for name in ("log_every_s", "snapshot_every_s", "checkpoint_every_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.classes is not None and (not self.classes or any(c < 0 for c in self.classes)):
+            raise ValueError(f"classes must be a non-empty list of class indices (or null), not {self.classes}")
 
     @property
     def max_epochs(self) -> int | None:
@@ -260,7 +263,7 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         set_cpu_threads(cfg.threads or None)
-    dataset = load_dataset(config["dataset"])
+    dataset = load_dataset(config["dataset"]).only_classes(cfg.classes)
     model = build_model(config["model"], config["model_config"]).to(device).train()
     trainer = TRAINERS[model.kind](model, dataset, cfg, device)
     run.set_status(device=describe_device(device), n_train=trainer.num_train)
@@ -312,6 +315,7 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
     rate_since = [time.perf_counter()]  # throughput is measured between log lines
     if step == 0:
         snapshot()  # the untrained model: where the replay starts
+        checkpoint(0.0)  # … for the latent map's replay too
 
     def progress(batch_in_epoch: int = 0) -> float:
         parts = []

@@ -148,9 +148,25 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(trained, run):
 def test_old_checkpoints_are_pruned(trained, run):
     model, _, _ = trained
     header = {"model": "ae", "model_config": run.config["model_config"], "epoch": 0}
+    before = [s for s, _ in run.checkpoints()]  # the fixture's run saved its own
     for step in range(3, 10):
-        run.save_checkpoint(model, step, header, keep=3)
+        run.save_checkpoint(model, step, header, keep=3, history=0)
     assert [s for s, _ in run.checkpoints()] == [7, 8, 9]
+    assert before  # (they went too)
+
+
+def test_old_checkpoints_thin_out_into_an_evenly_spread_history(trained, tmp_path):
+    model, _, _ = trained
+    run = Run.create(tmp_path, make_run_config("ae", "mnist-5k", {"latent_dim": 4, "hidden": [8]}), run_id="thin")
+    header = {"model": "ae", "model_config": run.config["model_config"], "epoch": 0}
+    for step in range(0, 100):
+        run.save_checkpoint(model, step, header, keep=3, history=8)
+        assert len(run.checkpoints()) <= 3 + 8
+    steps = [s for s, _ in run.checkpoints()]
+    assert steps[0] == 0 and steps[-3:] == [97, 98, 99]  # the untrained start and the newest survive
+    assert 6 <= len(steps) - 3 <= 8
+    gaps = [b - a for a, b in zip(steps[:-4], steps[1:-3])]  # within the history
+    assert min(gaps) > 1 and max(gaps) <= 3 * min(gaps), steps  # spread over the whole run, not bunched
 
 
 def test_damaged_config_or_status_are_reported_not_raised_by_listings(tmp_path, run):

@@ -90,12 +90,21 @@ class Server(NamedTuple):
     log: Path
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory) -> Server:
-    """`streamlit run app.py` on a free port, with an empty runs folder and 4-second starter runs."""
-    base = tmp_path_factory.mktemp("browser")
-    runs_dir, log_path = base / "runs", base / "streamlit.log"
-    runs_dir.mkdir()
+# Runs the lab_server starts with, trained once per session (~30 s on 2 cores): id → (model, model
+# config, training settings). Pages find them by id (`?run=ID`).
+LAB_RUNS = {
+    "conv-ae": ("conv_ae", {"latent_dim": 32}, {"epochs": 4, "checkpoint_every_s": 0.5}),
+    "dense-ae": ("ae", {"latent_dim": 32}, {"epochs": 4}),
+    "denoising-ae": ("denoising_ae", {"latent_dim": 32}, {"epochs": 4}),
+    "vae-2d": ("vae", {"latent_dim": 2}, {"epochs": 4}),
+    "linear-ae": ("linear_ae", {"latent_dim": 16}, {"epochs": 4}),
+    "pca-16": ("pca", {"latent_dim": 16}, {}),
+    "anomaly-0": ("conv_ae", {"latent_dim": 16}, {"epochs": 8, "classes": [0]}),
+}
+
+
+def _start_server(base: Path, runs_dir: Path) -> tuple[subprocess.Popen, str, Path]:
+    log_path = base / "streamlit.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LATENT_LAB_RUNS": str(runs_dir), "LATENT_LAB_STARTER_SECONDS": "4",
@@ -106,6 +115,11 @@ def app_server(tmp_path_factory) -> Server:
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, url, log_path
+
+
+def _serve(base: Path, runs_dir: Path):
+    proc, url, log_path = _start_server(base, runs_dir)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not _healthy(url):
@@ -118,6 +132,36 @@ def app_server(tmp_path_factory) -> Server:
     finally:
         _stop_server(proc)
         _stop_workers(runs_dir)
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory) -> Server:
+    """`streamlit run app.py` on a free port, with an empty runs folder and 4-second starter runs."""
+    base = tmp_path_factory.mktemp("browser")
+    runs_dir = base / "runs"
+    runs_dir.mkdir()
+    yield from _serve(base, runs_dir)
+
+
+@pytest.fixture(scope="session")
+def lab_runs(tmp_path_factory) -> Path:
+    """A runs folder holding the finished LAB_RUNS (trained in this process, one thread)."""
+    from engine.runs import Run
+    from engine.train import make_run_config, train_run
+
+    runs_dir = tmp_path_factory.mktemp("lab") / "runs"
+    runs_dir.mkdir()
+    for run_id, (model, model_config, train) in LAB_RUNS.items():
+        run = Run.create(runs_dir, make_run_config(model, "mnist-5k", model_config, train), run_id=run_id)
+        train_run(run)
+        assert run.status()["state"] == "done", run.status()
+    return runs_dir
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory, lab_runs) -> Server:
+    """A second server whose runs folder starts with the finished LAB_RUNS, for the pages that need models."""
+    yield from _serve(tmp_path_factory.mktemp("lab-server"), lab_runs)
 
 
 @pytest.fixture(scope="session")
@@ -138,9 +182,7 @@ def browser():
             browser.close()
 
 
-@pytest.fixture
-def page(browser, app_server):
-    """A fresh browser page (1280×900) whose console errors are collected in page.console_errors."""
+def _new_page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -150,3 +192,15 @@ def page(browser, app_server):
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    """A fresh browser page (1280×900) on app_server; console errors are collected in page.console_errors."""
+    yield from _new_page(browser)
+
+
+@pytest.fixture
+def lab_page(browser, lab_server):
+    """A fresh browser page (1280×900) for lab_server (the server with trained LAB_RUNS)."""
+    yield from _new_page(browser)

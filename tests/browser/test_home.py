@@ -11,50 +11,19 @@ from pathlib import Path
 import pytest
 
 from engine.runs import list_runs
+from tests.browser import helpers
+from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, images_loaded
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOT = ROOT / "docs" / "screenshots" / "home.png"
 PANEL = ".st-key-run_panel"
 TRAIN_TIMEOUT_MS = 90_000  # a 4 s starter run: worker start-up, training, evaluation
 
 
-def expect(locator):
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(locator)
-
-
 def wait_until_idle(page, timeout_ms: int = 30_000) -> None:
-    """The app is drawn and no script run is in flight (Streamlit's 'Running…' widget is gone)."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    expect(page.locator("h1").first).to_contain_text("Latent Lab", timeout=timeout_ms)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="hidden", timeout=timeout_ms)
-
-
-def assert_no_exception(page) -> None:
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, exceptions.first.inner_text()
-
-
-def images_loaded(locator) -> bool:
-    return locator.evaluate_all("imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)")
-
-
-def full_page_screenshot(page, path) -> None:
-    """Streamlit scrolls inside its main container, not the body: grow the viewport to fit it first."""
-    height = page.evaluate("""() => {
-        const main = document.querySelector('[data-testid="stMain"]') || document.body;
-        return Math.max(main.scrollHeight, document.body.scrollHeight);
-    }""")
-    page.mouse.move(0, 0)  # no tooltip over the page
-    page.set_viewport_size({"width": 1280, "height": min(max(int(height) + 40, 900), 4000)})
-    wait_until_idle(page)
-    page.wait_for_timeout(500)  # let the resized layout settle
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    helpers.wait_until_idle(page, timeout_ms, "Latent Lab")
 
 
 def test_home_trains_a_starter_model(page, app_server):
@@ -80,8 +49,8 @@ def test_home_trains_a_starter_model(page, app_server):
     assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
     wait_until_idle(page)
     assert_no_exception(page)
-    full_page_screenshot(page, SCREENSHOT)
-    assert SCREENSHOT.stat().st_size > 20_000
+    shot = full_page_screenshot(page, "home")
+    assert shot.stat().st_size > 20_000
     assert not page.console_errors, page.console_errors
 
 
