@@ -22,6 +22,23 @@ st.markdown(
 st.latex(r"x \;\longrightarrow\; z = f(x) \;\longrightarrow\; \hat{x} = g(z),"
          r"\qquad \min_{f,\,g}\; \lVert x - \hat{x} \rVert^2")
 
+TOUR = [
+    ("pages/train.py", "Train", ":material/model_training:",
+     "pick any of the autoencoders, set its knobs, watch several train at once"),
+    ("pages/draw.py", "Draw", ":material/draw:", "draw a digit and see it encoded, rebuilt and recognised"),
+    ("pages/noise_lab.py", "Noise lab", ":material/blur_on:", "add noise and watch a denoising autoencoder remove it"),
+    ("pages/explorer.py", "Latent explorer", ":material/tune:", "scrub the code z with sliders, interpolate, sample"),
+    ("pages/latent_map.py", "Latent map", ":material/scatter_plot:", "a UMAP map of the codes: watch clusters form"),
+    ("pages/pca_vs_ae.py", "PCA vs autoencoder", ":material/compare:", "where a linear model stops and depth pays"),
+    ("pages/anomaly.py", "Anomaly detection", ":material/troubleshoot:", "train on one digit, spot the others"),
+]
+with st.container(border=True):
+    cols = st.columns(4)
+    for i, (path, title, icon, blurb) in enumerate(TOUR):
+        with cols[i % 4]:
+            st.page_link(path, label=title, icon=icon)
+            st.caption(blurb)
+
 try:
     seconds = starter_seconds()
 except ValueError as e:
