@@ -6,12 +6,13 @@ the sidebar every page shares: the dataset picker and the device. All the work l
 
 import streamlit as st
 
-from pages.common import sidebar
+from pages.common import app_entry, sidebar, warm_umap
 
 st.set_page_config(page_title="Latent Lab", page_icon=":material/science:", layout="wide")
+warm_umap()  # compile UMAP on a background thread once per server: the Latent map shows PCA meanwhile
 
 page = st.navigation({
-    "Latent Lab": [
+    "Start": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     ],
@@ -25,4 +26,5 @@ page = st.navigation({
     ],
 })
 sidebar()
-page.run()
+with app_entry():
+    page.run()

@@ -143,6 +143,34 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from engine.runs import atomic_write_bytes, find_run
+    from engine.transfer import export_filename, export_run
+
+    run = find_run(args.run, args.runs_dir)
+    data = export_run(run)
+    out = args.out or export_filename(run)
+    atomic_write_bytes(out, data)
+    _print_json({"run": run.id, "out": str(out), "bytes": len(data)})
+    return 0
+
+
+def cmd_import(args) -> int:
+    from pathlib import Path
+
+    from engine.runs import default_runs_dir
+    from engine.transfer import MAX_IMPORT_BYTES, import_run
+
+    path = Path(args.file)
+    if path.stat().st_size > MAX_IMPORT_BYTES:  # before reading it all into memory
+        raise ValueError(f"{path} is {path.stat().st_size / 2**20:.1f} MiB, over the "
+                         f"{MAX_IMPORT_BYTES // 2**20} MiB limit for a run export")
+    run = import_run(args.runs_dir or default_runs_dir(), path.read_bytes())
+    _print_json({"run": run.id, "path": str(run.path), "state": run.status()["state"],
+                 "imported_from": run.config["imported"]["from"]})
+    return 0
+
+
 def cmd_fetch_mnist(args) -> int:
     from engine.data import MNIST_BASE_URL, fetch_mnist, mnist_dir
 
@@ -216,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="seed of the z draw")
     sp.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     sp.add_argument("--scale", type=int, default=2, help="pixel scale of the PNG (default 2)")
+
+    sp = add("export", cmd_export, "write a run (config, status, metrics, newest checkpoint, snapshots) as a .zip")
+    sp.add_argument("run", help="run id (or unique prefix) or path")
+    sp.add_argument("--out", help="zip file to write (default: RUN_ID.zip in the current folder)")
+
+    sp = add("import", cmd_import, "check a run .zip from export and add it as a new run (never overwrites)")
+    sp.add_argument("file", help="a .zip written by export or the app's Download run button")
 
     sp = add("fetch-mnist", cmd_fetch_mnist, "download full MNIST's IDX files (online machines only)",
              runs_dir=False)

@@ -257,3 +257,74 @@ def percentile_of(value: float, reference: np.ndarray) -> float:
     """The percentage of `reference` values below `value` (where an anomaly score sits in a distribution)."""
     reference = np.asarray(reference)
     return float(100.0 * (reference < value).mean()) if len(reference) else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# explorer
+
+MAX_SLIDERS = 8  # the explorer's sliders: every latent axis up to this latent_dim, else this many directions
+
+
+def slider_directions(z: np.ndarray, max_sliders: int = MAX_SLIDERS) -> Directions:
+    """The directions the explorer's sliders move along, for codes z (N, d).
+
+    d ≤ max_sliders: the latent axes themselves (one slider per dimension of z);
+    larger latents: the max_sliders principal directions of the codes, most varying first,
+    since a slider per axis of a 32-d code would be 32 sliders that each change little.
+    """
+    z = np.asarray(z)
+    return axis_directions(z) if z.shape[1] <= max_sliders else principal_directions(z, max_sliders)
+
+
+def move(directions: Directions, z0, coords) -> np.ndarray:
+    """z = z₀ + Σᵢ cᵢ σᵢ uᵢ: a start code z₀ (d,) moved by slider positions c (k,) in standard deviations.
+
+    Unlike Directions.to_code, the start need not be the mean: a test image's code keeps the part of
+    it outside the k directions, so with every slider at 0 the explorer shows that image's x̂.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.shape != directions.std.shape:
+        raise ValueError(f"expected {len(directions.std)} slider positions, got {coords.shape}")
+    return np.asarray(z0, dtype=np.float64) + (coords * directions.std) @ directions.components  # (d,)
+
+
+def arithmetic(za, zb, zc) -> np.ndarray:
+    """z = z_a − z_b + z_c: '? is to c as a is to b' in latent space (an analogy by vector offsets)."""
+    return np.asarray(za, dtype=np.float64) - np.asarray(zb, dtype=np.float64) + np.asarray(zc, dtype=np.float64)
+
+
+def interpolation_images(loaded: LoadedRun, z0, z1, steps: int = 10, method: str = "linear", y=None) -> np.ndarray:
+    """Images (steps, 28, 28) decoded along the path from z0 to z1 (see `interpolate`)."""
+    return decode(loaded, interpolate(z0, z1, steps, method), y)
+
+
+def sample_images(loaded: LoadedRun, n: int, seed: int = 0, y=None) -> np.ndarray:
+    """n images (n, 28, 28) from the model's sampler with a seeded generator (the same seed, the same grid).
+
+    A VAE draws z ~ N(0, I), its prior (`model.prior_samples`); other autoencoders draw from a Gaussian
+    fitted to their training codes, N(mean, diag(std²)), which is a fit after the fact, not a prior.
+    A conditional model cycles through the classes unless y is given.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    labels = labels_for(loaded, y, n) if y is not None else None
+    with torch.inference_mode():
+        return loaded.model.sample(n, labels, generator=generator)[:, 0].numpy()
+
+
+def manifold_images(loaded: LoadedRun, n: int = 15, z: np.ndarray | None = None, y=None) -> np.ndarray:
+    """Images (n², 28, 28) decoded on the n×n grid of `manifold_codes`, row by row (2-D latents only).
+
+    A VAE's grid sits at Gaussian quantiles of its prior; other models' grids span their codes z (N, 2).
+    """
+    if loaded.latent_dim != 2:
+        raise ValueError(f"a manifold grid needs latent_dim 2, run {loaded.run_id} has {loaded.latent_dim}")
+    prior = bool(getattr(loaded.model, "prior_samples", False))
+    return decode(loaded, manifold_codes(n, None if prior else z, prior=prior), y)
+
+
+def grid_png(x, ncol: int, scale: int = 1, pad: int = 2) -> bytes:
+    """Images (B, 28, 28) in [0, 1] tiled `ncol` to a row → PNG bytes (a sample grid, a manifold)."""
+    from engine.images import grid, png_bytes
+
+    t = torch.as_tensor(np.asarray(x), dtype=torch.float32)[:, None]  # (B, 1, 28, 28)
+    return png_bytes(grid(t, ncol=ncol, pad=pad, scale=scale))

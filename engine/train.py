@@ -193,7 +193,16 @@ class ReconstructionTrainer:
     def evaluate(self) -> dict[str, float]:
         from engine.metrics import evaluate
 
-        return evaluate(self.model, self.dataset, device=self.device)
+        metrics = evaluate(self.model, self.dataset, device=self.device)
+        if self.cfg.classes:
+            # A one-class run: its test split is whole (only the train split was filtered), so the
+            # reconstruction error ranks normal against anomalous test images. A kNN classifier fitted
+            # on codes of the normal classes alone never predicts the others: its accuracy would mislead.
+            from engine.anomaly import run_auroc
+
+            metrics.update(run_auroc(self.model, self.dataset, self.cfg.classes))
+            metrics.pop("knn_accuracy", None)
+        return metrics
 
     def load_state(self, header: dict, tensors: dict) -> None:
         state = load_optimizer_state(header, tensors, "adam")

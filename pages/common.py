@@ -6,8 +6,11 @@ the engine's JobManager is thread-safe, so every session may call it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import runpy
+import threading
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -414,4 +417,318 @@ def show_image(x, caption: str | None = None, scale: int = 6, container=st) -> N
     """A 28×28 image (or a row of them) in [0, 1], upscaled crisply."""
     from engine.images import image_png
 
-    container.image(image_png(x, scale=scale), caption=caption)
+    container.image(image_png(x, scale=scale), caption=caption, output_format="PNG")  # JPEG would smear 28×28 digits
+
+
+# -- Explorer --------------------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _explorer_directions(run_path: str, token: tuple):
+    from engine.latent import slider_directions
+
+    return slider_directions(_split_codes(run_path, token, "test"))
+
+
+def explorer_directions(loaded):
+    """The explorer's slider directions (engine.latent.slider_directions of the test codes), once per checkpoint."""
+    return _explorer_directions(loaded.path, loaded.token)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def explorer_grid_png(run_path: str, token: tuple, what: str, n: int, seed: int = 0, y: int | None = None) -> bytes:
+    """PNG of a run's sample grid (what="samples", n×n images, seeded) or 2-D manifold (what="manifold", n×n)."""
+    from engine.latent import grid_png, manifold_images, sample_images
+
+    loaded = _load_keyed(run_path, token[0], token)
+    if what == "samples":
+        images = sample_images(loaded, n * n, seed, y)
+    else:
+        images = manifold_images(loaded, n, _split_codes(run_path, token, "test"), y)
+    return grid_png(images, ncol=n, scale=2)
+
+
+# -- Draw ------------------------------------------------------------------------------------------
+
+
+def draw_latent_figure(z, height: int = 240) -> go.Figure:
+    """A code z (latent_dim,) as one bar per dimension."""
+    fig = go.Figure(go.Bar(x=list(range(len(z))), y=z, marker_color=["#e4572e" if v < 0 else "#2e86ab" for v in z],
+                           hovertemplate="z[%{x}] = %{y:.3f}<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="latent dimension",
+                      yaxis_title="z", bargap=0.15)
+    return fig
+
+
+def draw_score_figure(test_errors, score: float, height: int = 240) -> go.Figure:
+    """The test split's reconstruction errors as a histogram, with a line at this image's score."""
+    fig = go.Figure(go.Histogram(x=test_errors, nbinsx=40, marker_color="#9aa5b1", name="test images",
+                                 hovertemplate="MSE %{x}<br>%{y} test images<extra></extra>"))
+    fig.add_vline(x=score, line_color="#e4572e", line_width=3, annotation_text="this image",
+                  annotation_position="top")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="reconstruction MSE",
+                      yaxis_title="test images", showlegend=False)
+    return fig
+
+
+# -- Train -----------------------------------------------------------------------------------------
+
+TRAIN_SETTINGS = ("epochs", "seconds", "batch_size", "lr", "weight_decay", "seed", "classes")  # shown in the form
+
+
+def setting_choices(name: str) -> tuple | None:
+    """The allowed values of a text setting that is one of a few names (a selectbox), else None (a text box)."""
+    from engine.models.base import ACTIVATIONS
+    from engine.noise import KINDS
+
+    return {"loss": ("mse", "bce"), "sparsity": ("kl", "l1"), "noise": KINDS, "activation": tuple(ACTIVATIONS),
+            "latent_activation": tuple(ACTIVATIONS)}.get(name)
+
+
+def _list_text(value) -> str:
+    return ", ".join(str(v) for v in value) if value else ""
+
+
+def parse_int_list(name: str, text: str, optional: bool = False) -> list[int] | None:
+    """'256, 128' → [256, 128]; '' → [] (None when the setting is optional: `classes` empty means all)."""
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"{name}: write whole numbers separated by commas, e.g. 256, 128 (not {text!r})") from None
+    return (values or None) if optional else values
+
+
+def _field_types(config_cls) -> dict:
+    """Field name → (inner type, optional): `int | None` → (int, True), `tuple[int, ...]` → (tuple, False)."""
+    import types
+    import typing
+
+    out = {}
+    for name, tp in typing.get_type_hints(config_cls).items():
+        optional = typing.get_origin(tp) in (typing.Union, types.UnionType)
+        inner = next((a for a in typing.get_args(tp) if a is not type(None)), tp) if optional else tp
+        out[name] = (typing.get_origin(inner) or inner, optional)
+    return out
+
+
+def parse_settings(config_cls, values: dict) -> dict:
+    """settings_inputs' values with list settings parsed from their text (ValueError on bad text)."""
+    types_ = _field_types(config_cls)
+    return {k: parse_int_list(k, v, types_[k][1]) if types_[k][0] in (tuple, list) and isinstance(v, str) else v
+            for k, v in values.items()}
+
+
+def settings_inputs(config_cls, defaults: dict, key: str, names=None, ncol: int = 3) -> dict:
+    """One input per dataclass field (those in `names`, default all), its default and its comment as help.
+
+    Lists (hidden sizes, classes) come back as text: parse_settings turns them into lists.
+    """
+    import dataclasses
+
+    from engine.models.base import ModelConfig
+
+    types_ = _field_types(config_cls)
+    helps = ModelConfig.field_help.__func__(config_cls)  # reads `# comment` beside each field of any dataclass
+    fields = [f for f in dataclasses.fields(config_cls) if names is None or f.name in names]
+    values, cols = {}, st.columns(ncol)
+    for i, f in enumerate(fields):
+        default, help_ = defaults.get(f.name), helps.get(f.name)
+        base_tp, optional = types_[f.name]
+        wkey = f"{key}_{f.name}"
+        with cols[i % ncol]:
+            if base_tp in (tuple, list):
+                values[f.name] = st.text_input(f.name, _list_text(default), key=wkey, help=help_,
+                                               placeholder="all" if optional else "none")
+            elif base_tp is bool:
+                values[f.name] = st.checkbox(f.name, bool(default), key=wkey, help=help_)
+            elif base_tp is str and setting_choices(f.name):
+                options = list(setting_choices(f.name))
+                values[f.name] = st.selectbox(f.name, options, index=options.index(default)
+                                              if default in options else 0, key=wkey, help=help_)
+            elif base_tp is str:
+                values[f.name] = st.text_input(f.name, default or "", key=wkey, help=help_)
+            elif base_tp is int:
+                values[f.name] = st.number_input(f.name, value=default, step=1, key=wkey, help=help_,
+                                                 placeholder="no limit" if optional else None)
+            else:  # float: %g shows 0.001 and 3e-05 as written, not rounded to 0.00
+                step = 10 ** math.floor(math.log10(abs(default))) if default else 0.1
+                values[f.name] = st.number_input(f.name, value=None if default is None else float(default),
+                                                 step=float(step), format="%g", key=wkey, help=help_,
+                                                 placeholder="no limit" if optional else None)
+    return values
+
+
+def compare_figure(series: dict[str, list[dict]], x: str = "step") -> go.Figure | None:
+    """Runs overlaid: test MSE (top) and train loss (bottom) against `x` ("step" or "elapsed"), log y.
+
+    One colour and one legend entry per run. A run with no curve but a final test MSE (PCA, fitted
+    in closed form) is drawn as a dotted level line across the others: the baseline to beat.
+    The two rows have their own axes because a VAE's loss is nats per image, not MSE per pixel.
+    """
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    def points(records, key):
+        return [(r[x], r[key]) for r in records
+                if isinstance(r.get(key), (int, float)) and isinstance(r.get(x), (int, float))
+                and math.isfinite(r[key]) and r[key] > 0]
+
+    curves = {rid: {k: points(recs, k) for k in ("test/mse", "train/loss")} for rid, recs in series.items()}
+    xs = [px for c in curves.values() for pts in c.values() for px, _ in pts]
+    span = (min(xs), max(xs)) if xs else (0, 1)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("test MSE (per pixel)", "train loss (the objective)"))
+    drawn = 0
+    for i, (rid, c) in enumerate(curves.items()):
+        color = qualitative.Plotly[i % len(qualitative.Plotly)]
+        final = next((r["eval/mse"] for r in reversed(series[rid]) if isinstance(r.get("eval/mse"), (int, float))
+                      and r["eval/mse"] > 0), None)
+        test = c["test/mse"] or ([(span[0], final), (span[1], final)] if final else [])
+        for row, pts, dash in ((1, test, "dot" if not c["test/mse"] else None), (2, c["train/loss"], None)):
+            if not pts:
+                continue
+            px, py = zip(*pts)
+            fig.add_trace(go.Scatter(x=px, y=py, name=rid, legendgroup=rid, showlegend=row == 1 or not test,
+                                     mode="lines+markers" if len(pts) < 3 else "lines",
+                                     line=dict(color=color, dash=dash)), row=row, col=1)
+            drawn += 1
+    if not drawn:
+        return None
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(title_text="step" if x == "step" else "seconds of training", row=2, col=1)
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=40, b=10), legend=dict(title_text="run"))
+    return fig
+
+
+# -- Latent map ------------------------------------------------------------------------------------
+
+UMAP_WARMUP_ENV = "LATENT_LAB_UMAP_WARMUP"  # 0 turns the server-start UMAP compilation off
+
+
+@st.cache_resource(show_spinner=False)
+def warm_umap() -> bool:
+    """Start compiling UMAP (~30 s of numba) on a background thread, once per server; False when turned off.
+
+    app.py calls this as the server starts, so that the Latent map's first UMAP takes seconds.
+    """
+    if os.environ.get(UMAP_WARMUP_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    from engine.maps import warm_umap_in_background
+
+    warm_umap_in_background()
+    return True
+
+
+@st.cache_resource(show_spinner=False)
+def map_jobs():
+    """The server's projections (PCA at once, UMAP and t-SNE on a background thread), shared by all sessions."""
+    from engine.maps import ProjectionJobs
+
+    return ProjectionJobs()
+
+
+def class_colours(n: int) -> list[str]:
+    """One colour per class, the same on every map (10 classes: plotly's default palette)."""
+    from plotly.colors import qualitative
+
+    return list(qualitative.Plotly if n <= 10 else qualitative.Alphabet)
+
+
+def _class_traces(trace, xy, y, classes, index, size: float, group=None):
+    """One marker trace per class (a legend entry each); customdata = the test image's index.
+
+    group: test indices to show as selected (plotly dims the other markers), or None.
+    """
+    import numpy as np
+
+    labels = [c for c in range(len(classes)) if (y == c).any()] if len(classes) else []
+    colours = class_colours(len(classes))
+    groups = [(classes[c], y == c, colours[c % len(colours)]) for c in labels] or [("images", np.ones(len(y), bool), "#636efa")]
+    chosen = None if group is None else np.isin(index, list(group))
+    return [trace(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name, customdata=index[m],
+                  marker=dict(size=size, color=colour, opacity=0.8),
+                  selectedpoints=None if chosen is None else np.flatnonzero(chosen[m]).tolist(),
+                  hovertemplate="test image #%{customdata}<extra>%{fullData.name}</extra>")
+            for name, m, colour in groups]
+
+
+def map_figure(xy, y, classes, index, title: str, selected=None, drawing=None, group=None, equal_axes: bool = False,
+               height: int = 560) -> go.Figure:
+    """The latent map: WebGL markers coloured by class, a ring on the selected image, a star on the drawing.
+
+    xy (N, 2) positions, y (N,) labels, index (N,) test indices; selected / drawing: (2,) positions or None;
+    group: the test indices of a box/lasso selection (drawn as selected); equal_axes: one unit is as long
+    on both axes (PCA, whose axes are distances in z; UMAP and t-SNE axes have no units).
+    """
+    fig = go.Figure(_class_traces(go.Scattergl, xy, y, classes, index, 6, group))
+    if selected is not None:
+        fig.add_trace(go.Scattergl(x=[selected[0]], y=[selected[1]], mode="markers", name="selected",
+                                   customdata=[-1], hoverinfo="skip", showlegend=False,
+                                   marker=dict(size=18, symbol="circle-open", color="black", line_width=3)))
+    if drawing is not None:
+        fig.add_trace(go.Scattergl(x=[drawing[0]], y=[drawing[1]], mode="markers", name="your drawing",
+                                   customdata=[-1], hovertemplate="your drawing<extra></extra>",
+                                   marker=dict(size=22, symbol="star", color="gold", line=dict(color="black", width=1.5))))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), title=dict(text=title, font_size=14),
+                      legend=dict(title="class", itemsizing="constant"), uirevision=title, dragmode="pan",
+                      xaxis=dict(showticklabels=False, zeroline=False),
+                      yaxis=dict(showticklabels=False, zeroline=False, scaleanchor="x" if equal_axes else None))
+    return fig
+
+
+def replay_figure(frames, steps, y, classes, height: int = 520) -> go.Figure:
+    """An animation of maps (one (N, 2) array per checkpoint step) with a play button and a step slider."""
+    import numpy as np
+
+    every = np.concatenate(frames)
+    lo, hi = every.min(0), every.max(0)
+    pad = 0.05 * (hi - lo) + 1e-6
+    index = np.arange(len(y))
+    fig = go.Figure(data=_class_traces(go.Scatter, frames[0], y, classes, index, 5),
+                    frames=[go.Frame(data=_class_traces(go.Scatter, xy, y, classes, index, 5), name=str(s))
+                            for xy, s in zip(frames, steps)])
+    play = dict(frame=dict(duration=700, redraw=False), transition=dict(duration=500), fromcurrent=True)
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(title="class", itemsizing="constant"),
+        xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], showticklabels=False, zeroline=False),
+        yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], showticklabels=False, zeroline=False),
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.02, xanchor="left", yanchor="top",
+                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ Pause", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
+        sliders=[dict(active=0, x=0.2, len=0.8, y=0, yanchor="top", pad=dict(t=30),
+                      currentvalue=dict(prefix="step ", xanchor="right"),
+                      steps=[dict(label=f"{s:,}", method="animate",
+                                  args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
+                                                       transition=dict(duration=300))]) for s in steps])])
+    return fig
+
+
+# -- the entry point -------------------------------------------------------------------------------
+
+_ENTRY = threading.local()  # per script thread: is app.py running this page?
+
+
+@contextlib.contextmanager
+def app_entry():
+    """app.py wraps page.run() in this, so a page can tell it was reached through the navigation."""
+    _ENTRY.active = True
+    try:
+        yield
+    finally:
+        _ENTRY.active = False
+
+
+def ensure_app() -> None:
+    """Every page calls this first: when Streamlit serves the page straight from pages/, run app.py.
+
+    Until some session has run app.py, a fresh server treats pages/ as a classic multipage folder,
+    so a shared deep link (e.g. /draw?run=…) would run pages/draw.py alone: no sidebar, no wide
+    layout, every file of pages/ in the menu. Running app.py here sets up st.navigation, which
+    then runs the linked page itself; this run stops afterwards so the page is not drawn twice.
+    """
+    if getattr(_ENTRY, "active", False):
+        return
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"), run_name="__main__")
+    st.stop()

@@ -1,5 +1,180 @@
-"""(being written)"""
+"""Draw: a digit drawn (or uploaded, or taken from the test split) → 28×28 → every chosen model's x̂.
+
+Shows the input made MNIST-style, each model's reconstruction with its per-pixel error map, the
+first model's code z, the class its nearest training codes vote for, and the anomaly score against
+the test split. The link keeps the models (`?run=a,b`), the input (`?input=draw|upload|test`) and
+the test image (`?image=N`). The canvas and everything computed from it live in one fragment, so a
+stroke reruns only that panel.
+"""
 
 import streamlit as st
 
-st.title("draw")
+from engine.models import MODELS
+from engine.preprocess import (EmptyImageError, PreprocessError, analyse, error_png, from_canvas,
+                               from_image_bytes)
+from pages.common import (ensure_app, dataset_tensors, draw_latent_figure, draw_score_figure, explain,
+                          loaded_run, need_model, query_value, run_label, selected_dataset, set_query, show_image,
+                          split_codes, split_errors, usable_runs)
+
+ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+
+SOURCES = {"draw": ":material/draw: Draw", "upload": ":material/upload: Upload",
+           "test": ":material/shuffle: Test digit"}
+MAX_MODELS = 4
+CANVAS = 280  # px: 10 canvas pixels per MNIST pixel; the 20 px stroke becomes MNIST's ~2 px after resizing
+
+st.title(":material/draw: Draw")
+explain(
+    "Draw a digit. It is made into a 28×28 image the way MNIST's digits were (cropped to the ink, scaled "
+    "into a 20×20 box, centred by its centre of mass), encoded into a code $z$ and decoded back. "
+    "Where the model cannot rebuild the drawing, the error map lights up; the mean squared error is the "
+    "**anomaly score**, compared with the scores of the test images. The class is the vote of the "
+    "training images whose codes lie nearest to $z$.",
+    r"z = f(x),\quad \hat{x} = g(z),\quad \text{score}(x) = \tfrac{1}{784}\sum_{i=1}^{784}(x_i - \hat{x}_i)^2,"
+    r"\quad \hat{y} = \operatorname{mode}\{\,y_j : z_j \in \text{kNN}_5(z)\,\}")
+
+dataset = selected_dataset()
+if not dataset.available:
+    st.warning(f"{dataset.name} is not available (see the sidebar for how to get it): pick another dataset.")
+    st.stop()
+runs = usable_runs(dataset.name, predicate=lambda c: not MODELS[c["model"]].conditional)
+if not runs:
+    need_model(f"No autoencoder trained on **{dataset.name}** yet: the drawing needs a model to reconstruct it. "
+               "A convolutional autoencoder (latent_dim 32) trains in about 15 seconds.",
+               "conv_ae", {"latent_dim": 32}, {"seconds": 15}, key="draw_train",
+               button="Train a conv_ae (latent 32, 15 s)")
+    st.stop()
+
+by_id = {r.id: r for r in runs}
+linked = [i for i in (st.query_params.get("run") or "").split(",") if i in by_id]
+kept = [i for i in st.session_state.get("draw_runs", []) if i in by_id]
+if "draw_runs" not in st.session_state or (st.session_state["draw_runs"] and not kept):
+    kept = linked[:MAX_MODELS] or [runs[0].id]  # first visit, or another dataset: the link's runs, else the newest
+if kept != st.session_state.get("draw_runs"):
+    st.session_state["draw_runs"] = kept
+left, right = st.columns([3, 2], vertical_alignment="bottom")
+chosen = left.multiselect("Models", list(by_id), key="draw_runs", max_selections=MAX_MODELS,
+                          format_func=lambda i: run_label(by_id[i]),
+                          help="Autoencoder runs on this dataset, side by side. The first one also gives the "
+                               "code z, the class and the neighbours below.")
+if st.query_params.get("run") and not linked:
+    st.warning(f"There is no autoencoder run {st.query_params['run']!r} on {dataset.name}; showing "
+               f"{', '.join(chosen)} instead.")
+if not chosen:
+    st.info("Pick at least one model above.")
+    st.stop()
+set_query(run=",".join(chosen))
+
+if st.session_state.get("draw_source") not in SOURCES:
+    st.session_state["draw_source"] = query_value("input", "draw", str, lambda v: v in SOURCES)
+source = right.segmented_control("Input", list(SOURCES), key="draw_source", required=True,
+                                 format_func=SOURCES.get)
+set_query(input=None if source == "draw" else source)
+models = [m for m in (loaded_run(by_id[i]) for i in chosen) if m is not None]
+if not models:
+    st.stop()
+
+
+def percent(p: float) -> str:
+    """A percentile for people: 99.7 stays 99.7 % rather than rounding up to a misleading 100 %."""
+    return f"{p:.1f}%" if 99 < p < 100 else f"{p:.0f}%"
+
+
+def canvas_input():
+    """The drawing canvas's image (28, 28), or None (with a hint) while it is empty."""
+    from streamlit_drawable_canvas import st_canvas  # registers its component: only under a running app
+
+    result = st_canvas(stroke_width=20, stroke_color="#ffffff", background_color="#000000", height=CANVAS,
+                       width=CANVAS, drawing_mode="freedraw", return_image_data=True, key="draw_canvas")
+    if result.image_data is None:  # nothing drawn since the canvas appeared: show the last drawing
+        x = st.session_state.get("drawing")
+        if x is not None:
+            st.caption("Showing your last drawing; draw to replace it.")
+        return x
+    try:
+        x = from_canvas(result.image_data)
+    except EmptyImageError:
+        st.session_state.pop("drawing", None)
+        return None
+    st.session_state["drawing"] = x
+    return x
+
+
+def upload_input():
+    file = st.file_uploader("A picture of one digit (PNG or JPEG)", type=["png", "jpg", "jpeg"], key="draw_upload",
+                            help="Dark ink on light paper is fine: it is inverted. Crop it to one digit.")
+    if file is None:
+        return None
+    try:
+        x = from_image_bytes(file.getvalue())
+    except PreprocessError as e:
+        st.error(f"Cannot use {file.name}: {e}")
+        return None
+    st.session_state["drawing"] = x
+    return x
+
+
+def test_input():
+    data = dataset_tensors(dataset.name)
+    n = len(data.x_test)
+    if not 0 <= st.session_state.get("draw_image", -1) < n:
+        st.session_state["draw_image"] = query_value("image", 0, int, lambda v: 0 <= v < n)
+    index = st.number_input(f"Test image (0–{n - 1})", 0, n - 1, key="draw_image")
+    set_query(image=index)
+    label = f" · label {data.classes[int(data.y_test[index])]}" if data.classes else ""
+    st.caption(f"Test image {index}{label}")
+    return data.x_test[index, 0].numpy()
+
+
+@st.fragment
+def draw_panel(source: str) -> None:
+    """The input and everything computed from it: a stroke (or a new upload) reruns this panel only."""
+    first = models[0]
+    data = dataset_tensors(dataset.name)
+    top = st.columns([1.7, 1, 1.5], gap="medium")
+    with top[0]:
+        x = {"draw": canvas_input, "upload": upload_input, "test": test_input}[source]()
+    if source != "test":
+        set_query(image=None)
+    if x is None:
+        top[1].info("Draw a digit in the black square: white strokes, as large as the square."
+                    if source == "draw" else "Upload a picture of a digit.", icon=":material/gesture:")
+        return
+    a = analyse(x, models, [split_errors(m) for m in models], split_codes(first, "train"),
+                data.y_train.numpy(), data.num_classes)
+    show_image(a.x, "x: the 28×28 input", scale=8, container=top[1])
+    with top[2]:
+        rec = a.reconstructions[0]
+        if a.predicted is not None:
+            st.metric("Looks like", data.classes[a.predicted],
+                      help=f"The most common class among the {len(a.neighbours)} training images whose codes "
+                           f"are nearest to z under {first.run_id}.")
+            st.caption(" · ".join(f"{data.classes[c]}: {v:.0%}" for c, v in enumerate(a.votes) if v > 0))
+        st.metric("Anomaly score (MSE)", f"{rec.mse:.4f}", help="(1/784) Σ (x − x̂)² under the first model")
+        st.markdown(f"Higher than **{percent(rec.percentile)}** of the test images' scores"
+                    + (" — unusual for this model." if rec.percentile > 95 else "."))
+
+    st.subheader("Reconstructions")
+    for rec in a.reconstructions:
+        cols = st.columns([1, 1, 1, 2.2], vertical_alignment="center")
+        show_image(a.x, "x", scale=6, container=cols[0])
+        show_image(rec.x_hat, "x̂", scale=6, container=cols[1])
+        cols[2].image(error_png(rec.error, scale=6), caption="|x − x̂|")
+        cols[3].markdown(f"**{rec.run_id}** · {by_id[rec.run_id].config['model']}  \n"
+                         f"MSE **{rec.mse:.4f}** · higher than {percent(rec.percentile)} of the test images  \n"
+                         ":gray[error map: black = 0, yellow = 1]")
+
+    z_col, nn_col, score_col = st.columns(3, gap="medium")
+    z_col.markdown(f"**The code z** ({first.run_id}, latent_dim {first.latent_dim})")
+    z_col.plotly_chart(draw_latent_figure(a.z), config={"displayModeBar": False}, key="draw_latent")
+    nn_col.markdown("**Nearest training images** in latent space")
+    neighbours = data.x_train[a.neighbours.tolist(), 0].numpy()
+    show_image(neighbours, scale=3, container=nn_col)
+    nn_col.caption("distance ‖z − zᵢ‖: " + ", ".join(f"{d:.2f}" for d in a.distances) + (
+        "  \nclass: " + ", ".join(data.classes[int(data.y_train[i])] for i in a.neighbours) if data.classes else ""))
+    score_col.markdown(f"**Anomaly score** among the test images ({first.run_id})")
+    score_col.plotly_chart(draw_score_figure(split_errors(first), a.reconstructions[0].mse),
+                           config={"displayModeBar": False}, key="draw_score")
+
+
+draw_panel(source)

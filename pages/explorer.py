@@ -1,5 +1,214 @@
-"""(being written)"""
+"""Latent explorer: move a code z with sliders and watch the decoder answer; interpolate, add, sample.
+
+Each panel is a fragment, so moving a slider reruns the slider panel only: one decoder pass and one
+PNG. The link restores the run, the slider positions (`?z=` in standard deviations), the start
+image (`?image=`), the interpolation ends (`?a=&b=`), the arithmetic (`?arith=a,b,c`) and the
+sample seed (`?seed=`).
+"""
+
+import math
 
 import streamlit as st
 
-st.title("explorer")
+from engine.images import image_png
+from engine.latent import MAX_SLIDERS, arithmetic, decode, interpolation_images, move
+from pages.common import (dataset_tensors, ensure_app, explain, explorer_directions, explorer_grid_png, loaded_run, need_model,
+                          pick_run, query_value, selected_dataset, set_query, split_codes, usable_runs)
+
+LIMIT = 3.0  # slider range, ± standard deviations of the codes along each direction
+SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+st.title("Latent explorer")
+explain(
+    "The decoder $g$ turns *any* code $z$ into an image, not only the codes of real images. The sliders move "
+    "$z$ from a start $z_0$ (the mean code, or a test image's code) along directions $u_i$, in units of the "
+    "test codes' spread $\\sigma_i$ along each: the latent axes themselves when latent_dim ≤ 8, otherwise the "
+    "8 principal directions the codes vary most along. Interpolation walks from $z_a$ to $z_b$ on a straight "
+    "line or on an arc that keeps the norm (slerp); arithmetic decodes $z_a - z_b + z_c$.",
+    r"\hat{x} = g(z), \qquad z = z_0 + \sum_i c_i\,\sigma_i\,u_i",
+    r"z(t) = \frac{\sin\big((1-t)\,\Omega\big)}{\sin\Omega}\,z_a + \frac{\sin(t\,\Omega)}{\sin\Omega}\,z_b,"
+    r"\qquad \cos\Omega = \frac{z_a \cdot z_b}{\lVert z_a\rVert\,\lVert z_b\rVert}")
+
+dataset_name = selected_dataset().name
+runs = usable_runs(dataset_name)
+if not runs:
+    need_model("No autoencoder is trained on this dataset yet. A variational autoencoder with a 2-D latent "
+               "shows every panel here (sliders, prior samples, the manifold grid); any run from the Train "
+               "page works too.", "vae", {"latent_dim": 2}, {"seconds": 30}, key="explorer_need_model",
+               button="Train a 2-D VAE now (30 s)")
+    st.stop()
+linked_run = st.query_params.get("run")
+if linked_run and linked_run not in {r.id for r in runs}:
+    st.warning(f"There is no autoencoder run {linked_run!r} on {dataset_name} with a checkpoint; "
+               "showing the newest run instead.")
+run = pick_run(runs, key="explorer_run")
+loaded = loaded_run(run)
+if loaded is None:
+    st.stop()
+data = dataset_tensors(loaded.dataset)
+codes = split_codes(loaded)  # (N, latent_dim): the test codes, in test-split order
+x_test, y_test, classes = data.x_test, data.y_test, data.classes
+n_test = len(codes)
+INDEX_HELP = f"index into the test split (0–{n_test - 1})"
+vae = bool(getattr(loaded.model, "prior_samples", False))  # sample() draws from a prior N(0, I)
+
+y = None  # the class a conditional model decodes with
+if loaded.conditional:
+    if "explorer_class" not in st.session_state:
+        st.session_state["explorer_class"] = query_value("y", 0, int, lambda v: 0 <= v < len(classes))
+    y = st.selectbox("Decode as class", range(len(classes)), key="explorer_class", format_func=lambda c: classes[c],
+                     help=f"{loaded.model_name} is conditioned on the label: g(z, y)")
+    set_query(y=y)
+
+
+def show(container, png: bytes, caption: str | None = None) -> None:
+    # output_format="PNG": left to "auto", st.image re-encodes a grey PNG as JPEG and blurs the pixels
+    container.image(png, caption=caption, output_format="PNG")
+
+
+def caption(i: int) -> str:
+    label = int(y_test[i])
+    return f"test image {i}" + (f" · {classes[label]}" if 0 <= label < len(classes) else "")
+
+
+def image_picker(label: str, key: str, default: int, container) -> int:
+    """A test-image index (its value from the URL on first view) and its thumbnail under it."""
+    if not 0 <= st.session_state.get(key, -1) < n_test:  # first view (or a smaller dataset now): the link's
+        st.session_state[key] = default
+    i = int(container.number_input(label, 0, n_test - 1, step=1, key=key, help=INDEX_HELP))
+    show(container, image_png(x_test[i, 0], scale=3), caption(i))
+    return i
+
+
+def linked_index(param: str, default: int) -> int:
+    return query_value(param, default, int, lambda v: 0 <= v < n_test)
+
+
+def linked_indices(param: str, default: list[int]) -> list[int]:
+    return query_value(param, default, lambda s: [int(v) for v in s.split(",")],
+                       lambda v: len(v) == len(default) and all(0 <= i < n_test for i in v))
+
+
+def reset(keys: list[str]) -> None:
+    for key in keys:
+        st.session_state[key] = 0.0
+
+
+@st.fragment
+def slider_panel() -> None:
+    directions = explorer_directions(loaded)
+    k = len(directions.std)
+    keys = [f"explorer_c{i}" for i in range(k)]
+    owner = loaded.run_id  # not the step: a run still training keeps its slider positions across checkpoints
+    # First view, another run, or back from another page (Streamlit drops the state of widgets not drawn):
+    # the sliders from the link, else 0.
+    if st.session_state.get("explorer_owner") != owner or any(key not in st.session_state for key in keys):
+        linked = None
+        if "z" in st.query_params:
+            linked = query_value("z", None, lambda s: [float(v) for v in s.split(",")],
+                                 lambda v: len(v) == k and all(math.isfinite(c) for c in v))
+            if linked is None and "explorer_owner" not in st.session_state:  # a run switch: just start at 0
+                st.warning(f"The link's slider positions (`?z=`) do not fit this run ({k} sliders); starting at 0.")
+        for key, c in zip(keys, linked or [0.0] * k):
+            st.session_state[key] = min(max(round(c, 1), -LIMIT), LIMIT)
+        st.session_state["explorer_owner"] = owner
+    if not 0 <= st.session_state.get("explorer_image", -1) < n_test:
+        st.session_state["explorer_image"] = linked_index("image", 0)
+    if "explorer_start" not in st.session_state:
+        st.session_state["explorer_start"] = "a test image" if "image" in st.query_params else "the mean code"
+
+    left, right = st.columns([2, 1], gap="large")
+    top = left.columns([2, 1, 1], vertical_alignment="bottom")
+    start = top[0].radio("Start from", ["the mean code", "a test image"], key="explorer_start", horizontal=True,
+                         help="z₀: the mean of the test codes, or the code of one test image")
+    image = int(top[1].number_input("Test image", 0, n_test - 1, step=1, key="explorer_image",
+                                    disabled=start != "a test image", help=INDEX_HELP))
+    top[2].button("Reset", key="explorer_reset", icon=":material/restart_alt:", on_click=reset, args=(keys,),
+                  help="every slider back to 0: z = z₀")
+    axes = loaded.latent_dim <= MAX_SLIDERS  # one slider per latent axis, else principal directions
+    cols = left.columns(2)
+    coords = []
+    for i, key in enumerate(keys):
+        name = f"z{str(i + 1).translate(SUB)}" if axes else f"direction {i + 1}"
+        coords.append(cols[i * 2 // k].slider(
+            f"{name} · {directions.explained[i]:.0%} of variance", -LIMIT, LIMIT, step=0.1, key=key, format="%+.1f σ",
+            help=f"moves z by c·σ along {'this axis' if axes else 'this principal direction'}; "
+                 f"σ = {directions.std[i]:.3g} is the test codes' spread along it"))
+
+    from_image = start == "a test image"
+    z0 = codes[image] if from_image else directions.mean
+    z = move(directions, z0, coords)
+    with right.container(key="explorer_decoded"):
+        show(st, image_png(decode(loaded, z, y)[0], scale=8), "x̂ = g(z)")
+    if from_image:
+        show(right, image_png(x_test[image, 0], scale=3), f"start: {caption(image)}")
+    if axes:
+        right.caption("z = (" + ", ".join(f"{v:.2f}" for v in z) + ")")
+    set_query(z=",".join(f"{c:g}" for c in coords) if any(coords) else None, image=image if from_image else None)
+
+
+@st.fragment
+def interpolation_panel() -> None:
+    st.subheader("Interpolation")
+    a0, b0 = linked_index("a", 0), linked_index("b", 1)
+    ca, cb, cs = st.columns([1, 1, 2])
+    a = image_picker("Image a", "explorer_a", a0, ca)
+    b = image_picker("Image b", "explorer_b", b0, cb)
+    steps = cs.slider("Steps", 3, 15, 10, key="explorer_steps")
+    for method, text in (("linear", "linear: z(t) = (1 − t)·z_a + t·z_b"),
+                         ("slerp", "spherical (slerp): along the arc between z_a and z_b, keeping their norm")):
+        with cs.container(key=f"explorer_strip_{method}"):
+            show(st, image_png(interpolation_images(loaded, codes[a], codes[b], steps, method, y), scale=2), text)
+    set_query(a=a, b=b)
+
+
+@st.fragment
+def arithmetic_panel() -> None:
+    st.subheader("Latent arithmetic")
+    st.caption("Decode z_a − z_b + z_c: the change from b to a, applied to c. On the right, the same sum done on "
+               "pixels, which only overlays the images.")
+    linked = linked_indices("arith", [0, 1, 2])
+    cols = st.columns(5, vertical_alignment="bottom")
+    a, b, c = (image_picker(label, f"explorer_arith_{name}", i, col)
+               for label, name, i, col in zip(("a", "− b", "+ c"), "abc", linked, cols))
+    with cols[3].container(key="explorer_arith_result"):
+        show(st, image_png(decode(loaded, arithmetic(codes[a], codes[b], codes[c]), y)[0], scale=3),
+             "= g(z_a − z_b + z_c)")
+    show(cols[4], image_png(arithmetic(x_test[a, 0], x_test[b, 0], x_test[c, 0]), scale=3), "pixels: x_a − x_b + x_c")
+    set_query(arith=f"{a},{b},{c}")
+
+
+@st.fragment
+def samples_panel() -> None:
+    if "explorer_seed" not in st.session_state:
+        st.session_state["explorer_seed"] = query_value("seed", 0, int, lambda v: 0 <= v < 2**31)
+    st.subheader("Samples from the prior" if vae else "Samples")
+    st.caption("Codes drawn from the prior z ~ N(0, I) that the VAE's KL term pulls every q(z|x) towards, "
+               "decoded." if vae else
+               f"A {loaded.model_name} has no prior: these codes are drawn from a Gaussian fitted to its "
+               "training codes, N(mean, diag(std²)), after training; samples can land where no real code lies.")
+    if st.button("New samples", key="explorer_reseed", icon=":material/casino:"):
+        st.session_state["explorer_seed"] += 1
+    seed = st.session_state["explorer_seed"]
+    with st.container(key="explorer_samples"):
+        show(st, explorer_grid_png(loaded.path, loaded.token, "samples", 8, seed, y), f"8×8 samples, seed {seed}")
+    set_query(seed=seed or None)
+
+
+st.subheader("Move through z")
+slider_panel()
+interpolation_panel()
+arithmetic_panel()
+if loaded.latent_dim == 2:
+    left, right = st.columns(2, gap="large")
+    with left:
+        samples_panel()
+    with right:
+        st.subheader("The 2-D manifold")
+        st.caption("Decoded codes on a 15×15 grid " + ("at the Gaussian quantiles of the prior N(0, I)"
+                   if vae else "spanning the central 95% of the test codes") + "; the top row has the highest z₂.")
+        with st.container(key="explorer_manifold"):
+            show(st, explorer_grid_png(loaded.path, loaded.token, "manifold", 15, 0, y))
+else:
+    samples_panel()

@@ -7,8 +7,10 @@ The selected run lives in the URL (`?run=ID`), so a link restores it. Runs start
 import streamlit as st
 
 from engine.jobs import STARTER
-from pages.common import job_manager, safe_summary, selected_dataset, starter_seconds
+from pages.common import ensure_app, job_manager, safe_summary, selected_dataset, starter_seconds
 from pages.runs_ui import ERRORS, SIGNATURE_KEY, live_run_panel, runs_table, signature
+
+ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
 
 jm = job_manager()
 dataset = selected_dataset()

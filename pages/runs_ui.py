@@ -79,8 +79,10 @@ def draw_run(run: Run, config: dict, status: dict) -> None:
     state = status["state"]
     latent_dim = config["model_config"].get("latent_dim")
     st.markdown(f"#### {run.id}")
+    imported = config.get("imported") if isinstance(config.get("imported"), dict) else {}
     st.caption(f"{config['model']} · latent_dim {latent_dim} · {config['dataset']} · "
-               f"{status.get('device', 'device not chosen yet')}")
+               f"{status.get('device', 'device not chosen yet')}"
+               + (f" · imported from run {imported.get('from')}" if imported else ""))
     st.markdown(f"{state_icon(state)} **State:** {state} · step {fmt(status.get('step', 0), ',')} · "
                 f"epoch {fmt(status.get('epoch', 0), '')}")
     progress = status.get("progress")

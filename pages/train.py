@@ -1,5 +1,165 @@
-"""(being written)"""
+"""Train: pick a model from the registry, set its hyper-parameters, train it in the background.
+
+Link state: `?model=NAME` (the form's model), `?run=ID` (the run shown live), `?compare=ID,ID` (the
+runs overlaid). Runs can be downloaded as a .zip and uploaded back (engine/transfer.py checks them).
+"""
+
+from dataclasses import asdict
+from functools import partial
 
 import streamlit as st
 
-st.title("train")
+from engine.models import MODELS
+from engine.runs import Run
+from engine.train import DEFAULT_EPOCHS, TrainConfig
+from engine.transfer import MAX_IMPORT_BYTES, export_filename, export_run, import_run
+from pages.common import (ACTIVE, TRAIN_SETTINGS, compare_figure, ensure_app, explain, job_manager, parse_settings,
+                          query_value, safe_summary, selected_dataset, set_query, settings_inputs)
+from pages.runs_ui import ERRORS, SIGNATURE_KEY, live_run_panel, runs_table, signature
+
+ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+
+# The reconstruction loss ℓ every autoencoder pays (n = 784 pixels), and what each family adds to it.
+RECONSTRUCTION = (r"\mathcal{L} = \ell(x, \hat{x}),\quad \ell_{\text{MSE}} = \tfrac{1}{n}\lVert x - \hat{x} \rVert^2,"
+                  r"\quad \ell_{\text{BCE}} = -\tfrac{1}{n}\textstyle\sum_i x_i \log \hat{x}_i"
+                  r" + (1 - x_i) \log(1 - \hat{x}_i)")
+ELBO = (r"-\mathrm{ELBO} = -\mathbb{E}_{q(z|x)}[\log p(x|z)]"
+        r" + \beta\,\mathrm{KL}\big(q(z|x)\,\|\,\mathcal{N}(0, I)\big)")
+LOSSES = {
+    "denoising_ae": r"\mathcal{L} = \ell\big(x,\ g(f(\tilde{x}))\big), \quad \tilde{x} = \text{noise}(x)",
+    "sparse_ae": r"\mathcal{L} = \ell(x, \hat{x}) + \beta \textstyle\sum_j \mathrm{KL}(\rho \,\|\, \hat{\rho}_j)"
+                 r"\quad \text{or} \quad \ell(x, \hat{x}) + \beta \textstyle\sum_j |z_j|",
+    "contractive_ae": r"\mathcal{L} = \ell(x, \hat{x}) + \lambda \lVert \partial h / \partial x \rVert_F^2",
+    "vae": ELBO, "conv_vae": ELBO, "cvae": ELBO.replace("|x)", "|x, y)").replace("|z)", "|z, y)"),
+    "pca": r"\min_{W^\top W = I} \lVert X - X W W^\top \rVert_F^2 \quad \text{(closed form: no training loop)}",
+}
+
+jm = job_manager()
+dataset = selected_dataset()
+models = [name for name, cls in MODELS.items() if cls.kind == "reconstruction"]  # not the GANs' kind, "adversarial"
+
+st.title(":material/model_training: Train")
+explain("Pick a model, set its hyper-parameters and start it: it trains in a background process, while the "
+        "reconstructions of a fixed test batch and the loss curves refresh below. Training minimises a loss "
+        r"over mini-batches of the train split with Adam; every autoencoder pays a reconstruction loss $\ell$, "
+        "and each family adds its own term:", RECONSTRUCTION)
+
+
+def import_upload() -> None:
+    """on_change of the uploader: runs before the page, so it may pick the imported run in the Run box."""
+    uploaded = st.session_state.get("train_upload")
+    if uploaded is None:
+        st.session_state.pop("train_upload_result", None)
+        return
+    try:
+        new = import_run(jm.runs_dir, uploaded.getvalue())
+    except ERRORS as e:
+        st.session_state["train_upload_result"] = (False, f"{uploaded.name} was not imported: {e}")
+    else:
+        st.session_state["train_upload_result"] = (True, f"Imported {uploaded.name} as run **{new.id}**")
+        st.session_state["train_run"] = new.id
+
+
+st.subheader("New run")
+if st.session_state.get("train_model") not in models:
+    st.session_state["train_model"] = query_value("model", "conv_ae", str, lambda m: m in models)
+pick, about = st.columns([1, 2], vertical_alignment="bottom")
+model = pick.selectbox("Model", models, key="train_model", help="Every reconstruction model in the registry")
+set_query(model=model)
+cls = MODELS[model]
+about.markdown(f"**{model}** · {cls.description}")
+about.latex(LOSSES.get(model, r"\mathcal{L} = \ell(x, \hat{x})"))
+train_defaults = {**asdict(TrainConfig()), **cls.train_defaults}
+if train_defaults["epochs"] is None and train_defaults["seconds"] is None:
+    train_defaults["epochs"] = DEFAULT_EPOCHS
+with st.form("train_form"):
+    st.markdown("**Model settings** (hover **?** for what each one does)")
+    model_values = settings_inputs(cls.config_cls, asdict(cls.config_cls()), key=f"train_{model}", ncol=4)
+    st.markdown("**Training settings** · training stops at whichever budget, epochs or seconds, runs out first")
+    train_values = settings_inputs(TrainConfig, train_defaults, key=f"train_{model}_t", names=TRAIN_SETTINGS, ncol=4)
+    submitted = st.form_submit_button("Start training", type="primary", icon=":material/rocket_launch:",
+                                      disabled=not dataset.available)
+if submitted:
+    try:
+        run = jm.submit(model, dataset.name, parse_settings(cls.config_cls, model_values),
+                        parse_settings(TrainConfig, train_values))
+    except Exception as e:  # noqa: BLE001 - a bad setting is a message on the page, not a crash
+        st.error(f"Could not start training: {e}")
+    else:
+        st.session_state["train_run"] = run.id
+        st.toast(f"Started {run.id}", icon=":material/rocket_launch:")
+
+try:
+    summaries = [safe_summary(r) for r in jm.runs()]
+except ERRORS as e:
+    st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
+    st.stop()
+st.session_state[SIGNATURE_KEY] = signature(summaries)
+ids = [s["id"] for s in summaries]
+states = {s["id"]: s.get("state", "failed") for s in summaries}
+
+st.subheader("Live")
+if not ids:
+    st.query_params.pop("run", None)
+    st.info("No runs yet: choose a model above and press **Start training**, or upload a run below.")
+else:
+    linked = st.query_params.get("run")
+    if st.session_state.get("train_run") not in ids:
+        if linked and linked not in ids:
+            st.warning(f"There is no run {linked!r}; showing the latest run instead.")
+        st.session_state["train_run"] = linked if linked in ids else ids[0]
+    selected = st.selectbox("Run", ids, key="train_run")
+    set_query(run=selected)
+    live_run_panel(selected, states[selected])
+
+down, up = st.columns([1, 2])
+if ids:
+    run = Run(jm.runs_dir / selected)
+    # built on click, in Streamlit's download thread: no zip is made for runs nobody downloads
+    down.download_button("Download run (.zip)", data=partial(export_run, run), file_name=export_filename(run),
+                         mime="application/zip", key="train_download", icon=":material/download:",
+                         on_click="ignore", disabled=not run.checkpoints(), width="stretch",
+                         help="config, status, metrics, the newest checkpoint (safetensors, no pickle) and the "
+                              "snapshots, to upload here or on another Latent Lab")
+with up.expander("Upload a run (.zip)", icon=":material/upload:",
+                 expanded="train_upload_result" in st.session_state):
+    st.file_uploader("A .zip from **Download run**", type="zip", key="train_upload", on_change=import_upload,
+                     max_upload_size=MAX_IMPORT_BYTES // 2**20,
+                     help="Checked before anything is written: sizes, file names, checksums, and that the "
+                          "weights load into the model its config names. It becomes a new run.")
+    ok, message = st.session_state.get("train_upload_result", (True, None))
+    if message:
+        (st.success if ok else st.error)(message)
+
+if ids:
+    st.subheader("All runs")
+runs_table()  # drawn even without runs: its 2-s poll notices the first one
+
+st.subheader("Compare runs")
+if st.session_state.get("train_compare") is None:
+    st.session_state["train_compare"] = [i for i in st.query_params.get("compare", "").split(",") if i in ids]
+st.session_state["train_compare"] = [i for i in st.session_state["train_compare"] if i in ids]
+
+
+def compare_panel() -> None:
+    chosen = st.multiselect("Runs to overlay", ids, key="train_compare", placeholder="Choose runs to compare")
+    set_query(compare=",".join(chosen) or None)
+    by_time = st.toggle("Against seconds of training (instead of steps)", key="train_compare_time")
+    if not chosen:
+        st.caption("Pick two or more runs to overlay their test MSE and train loss curves.")
+        return
+    records = {}
+    for rid in chosen:
+        try:
+            records[rid] = Run(jm.runs_dir / rid).metrics()
+        except ERRORS as e:
+            st.warning(f"Run {rid} cannot be read: {e}")
+    fig = compare_figure(records, "elapsed" if by_time else "step")
+    if fig is None:
+        st.caption("None of these runs has logged a step yet.")
+    else:
+        st.plotly_chart(fig, key="train_compare_chart", config={"displayModeBar": False})
+
+
+st.fragment(run_every=2.0 if any(states.get(i) in ACTIVE for i in st.session_state["train_compare"]) else None)(
+    compare_panel)()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 from engine.models import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["datasets", "models", "train", "resume", "eval", "runs", "sample", "fetch-mnist", "worker"]
+COMMANDS = ["datasets", "models", "train", "resume", "eval", "runs", "sample", "export", "import", "fetch-mnist",
+            "worker"]
 
 
 def cli(*args, runs_dir=None, check=True):
@@ -61,6 +63,24 @@ def test_train_eval_sample_and_runs(tmp_path):
 
     listed = json_lines(cli("runs", runs_dir=tmp_path).stdout)
     assert [r["id"] for r in listed] == [result["run"]] and listed[0]["state"] == "done"
+
+
+def test_export_and_import(tmp_path, finished_pca_run):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    shutil.copytree(finished_pca_run, src / "pca-finished")
+    out = tmp_path / "pca.zip"
+    exported = json.loads(cli("export", "pca", "--out", out, "--runs-dir", src).stdout)
+    assert exported == {"run": "pca-finished", "out": str(out), "bytes": out.stat().st_size}
+    imported = json.loads(cli("import", out, "--runs-dir", dest).stdout)
+    assert imported["imported_from"] == "pca-finished" and imported["state"] == "done"
+    listed = json_lines(cli("runs", runs_dir=dest).stdout)
+    assert [r["id"] for r in listed] == [imported["run"]]
+    assert listed[0]["metrics"] == json_lines(cli("runs", runs_dir=src).stdout)[0]["metrics"]
+
+    out.write_bytes(out.read_bytes()[:-100])  # truncated: its central directory is gone
+    proc = cli("import", out, "--runs-dir", dest, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: the file is not a zip archive")
+    assert len(list(dest.iterdir())) == 1
 
 
 @pytest.mark.parametrize("args, message", [

@@ -95,9 +95,9 @@ class Server(NamedTuple):
 LAB_RUNS = {
     "conv-ae": ("conv_ae", {"latent_dim": 32}, {"epochs": 4, "checkpoint_every_s": 0.5}),
     "dense-ae": ("ae", {"latent_dim": 32}, {"epochs": 4}),
-    "denoising-ae": ("denoising_ae", {"latent_dim": 32}, {"epochs": 4}),
+    "denoising-ae": ("denoising_ae", {"latent_dim": 32}, {"epochs": 4, "lr": 3e-3}),
     "vae-2d": ("vae", {"latent_dim": 2}, {"epochs": 4}),
-    "linear-ae": ("linear_ae", {"latent_dim": 16}, {"epochs": 4}),
+    "linear-ae": ("linear_ae", {"latent_dim": 16}, {"epochs": 4, "lr": 1e-2}),
     "pca-16": ("pca", {"latent_dim": 16}, {}),
     "anomaly-0": ("conv_ae", {"latent_dim": 16}, {"epochs": 8, "classes": [0]}),
 }

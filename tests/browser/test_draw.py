@@ -1,0 +1,110 @@
+"""The Draw page in a real browser: draw on the canvas with the mouse, watch the reconstruction follow.
+
+Writes docs/screenshots/draw.png (the README shows it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
+                                   wait_until_idle)
+
+pytestmark = pytest.mark.browser
+
+CANVAS = ".st-key-draw_canvas canvas.upper-canvas"  # fabric.js's top layer takes the mouse events
+RESULT_TIMEOUT_MS = 60_000  # the first stroke also encodes the train split and scores the test split
+
+
+def stroke(page, points: list[tuple[float, float]]) -> None:
+    """Press, move through `points` (canvas pixels, 0–280) and release: one freehand stroke.
+
+    The canvas is a Streamlit v2 component, drawn in the page itself (no iframe), so its bounding
+    box is in page coordinates, which page.mouse uses.
+    """
+    box = page.locator(CANVAS).bounding_box()
+    assert box and box["width"] >= 250, f"the canvas is not fully visible: {box}"
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+    page.mouse.up()
+
+
+def shown_images(page) -> list[str]:
+    """The src of every image the panel shows (Streamlit serves each new image under a new media URL)."""
+    imgs = page.locator('[data-testid="stImage"] img')
+    return [imgs.nth(i).get_attribute("src") for i in range(imgs.count())]
+
+
+def wait_for_new_result(page, before: list[str]) -> list[str]:
+    """Wait until the panel shows a new 28×28 input (a new media URL: new bytes) and the page is idle.
+
+    Only the input must change: an image whose bytes did not change (the same neighbours) keeps its URL.
+    """
+    page.wait_for_function(
+        """before => {
+            const now = [...document.querySelectorAll('[data-testid="stImage"] img')].map(i => i.src);
+            return now.length >= 5 && (before.length === 0 || now[0] !== before[0]);
+        }""", arg=before, timeout=RESULT_TIMEOUT_MS)
+    wait_until_idle(page)
+    return shown_images(page)
+
+
+def image_bytes(page, src: str) -> bytes:
+    """An image's bytes, fetched from the server (fetch before the next rerun: it frees replaced media)."""
+    response = page.request.get(src)
+    assert response.ok, src
+    return response.body()
+
+
+def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
+    page = lab_page
+    # The server must have run app.py once (in any session) before a deep link is routed through
+    # st.navigation; before that, Streamlit serves /draw as a bare page from the pages/ folder.
+    open_page(page, lab_server.url, "Latent Lab")
+    open_page(page, f"{lab_server.url}/draw?run=conv-ae", "Draw")
+    expect(page.get_by_text("Draw a digit in the black square")).to_be_visible()
+    expect(page.locator(".st-key-draw_runs")).to_contain_text("conv-ae")
+    assert not shown_images(page)
+
+    # a "1": one vertical stroke
+    stroke(page, [(140, 40 + 10 * i) for i in range(21)])
+    first = wait_for_new_result(page, [])
+    first_input, first_x_hat, first_error = (image_bytes(page, src) for src in (first[0], first[2], first[3]))
+    assert len(first) == 5  # the 28×28 input; x, x̂ and |x − x̂| of the model; the nearest training images
+    assert images_loaded(page.locator('[data-testid="stImage"] img'))
+    expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("Looks like")
+    expect(page.get_by_text("Anomaly score (MSE)")).to_be_visible()
+    # the code z, the score histogram (plotly's script loads lazily: slow on a busy machine)
+    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
+    assert_no_exception(page)
+
+    # a "0" over it: the input, the reconstruction and the rest all change with the drawing
+    stroke(page, [(140 + 80 * math.sin(2 * math.pi * t / 20), 140 - 100 * math.cos(2 * math.pi * t / 20))
+                  for t in range(21)])
+    second = wait_for_new_result(page, first)
+    assert image_bytes(page, second[0]) != first_input  # the 28×28 input
+    assert image_bytes(page, second[2]) != first_x_hat  # x̂
+    assert image_bytes(page, second[3]) != first_error  # |x − x̂|
+    assert re.search(r"[?&]run=conv-ae\b", page.url), page.url
+    assert_no_exception(page)
+    full_page_screenshot(page, "draw")
+    assert not page.console_errors, page.console_errors
+
+
+def test_a_link_restores_two_models_and_a_test_digit(lab_page, lab_server):
+    page = lab_page
+    open_page(page, lab_server.url, "Latent Lab")
+    open_page(page, f"{lab_server.url}/draw?run=conv-ae,dense-ae&input=test&image=5", "Draw")
+    runs = page.locator(".st-key-draw_runs")
+    expect(runs).to_contain_text("conv-ae")
+    expect(runs).to_contain_text("dense-ae")
+    expect(page.get_by_text("Test image 5 · label")).to_be_visible()
+    # the input, then x, x̂ and |x − x̂| for each model, then the neighbours
+    expect(page.locator('[data-testid="stImage"] img')).to_have_count(1 + 3 * 2 + 1, timeout=RESULT_TIMEOUT_MS)
+    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)  # the code z, the histogram
+    assert_no_exception(page)

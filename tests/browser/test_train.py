@@ -1,0 +1,124 @@
+"""The Train page in a real browser: start a run with a 3-second budget, watch it finish, overlay it on
+another run, download it and check the zip. Writes docs/screenshots/train.png.
+
+Uses lab_server (runs already trained) and deletes the run it makes, so the other pages' tests see
+the lab runs only.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import zipfile
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from engine.runs import list_runs
+from engine.transfer import import_run
+from tests.browser.conftest import LAB_RUNS
+from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, images_loaded, open_page, \
+    wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+PANEL = ".st-key-run_panel"
+TRAIN_TIMEOUT_MS = 120_000  # worker start-up, 3 s of training, the final evaluation, on a busy 2-core machine
+
+
+def new_runs(server) -> list:
+    return [r for r in list_runs(server.runs_dir) if r.id not in LAB_RUNS]
+
+
+def choose(page, multiselect, option: str) -> None:
+    """Pick `option` in a multiselect, then wait until the server has the choice (it is in the URL).
+
+    A rerun that lands while typing re-mounts the widget and loses the text: try again then.
+    """
+    for _ in range(3):
+        multiselect.locator("input").click()
+        page.keyboard.type(option)
+        item = page.get_by_role("option", name=option, exact=True)
+        try:
+            item.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            wait_until_idle(page)
+    page.wait_for_function("o => decodeURIComponent(location.search).includes(o)", arg=option)
+    wait_until_idle(page)
+
+
+def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
+    page = lab_page
+    open_page(page, f"{lab_server.url}/train?model=ae", "Train")
+    expect(page.get_by_text("Dense autoencoder: 784 → hidden → z")).to_be_visible()
+    assert not new_runs(lab_server)
+
+    latent = page.get_by_role("spinbutton", name="latent_dim", exact=True)
+    expect(latent).to_have_value("32", timeout=30_000)  # the config's default (input widgets load lazily)
+    latent.fill("16")
+    page.get_by_role("spinbutton", name="seconds", exact=True).fill("3")
+    page.get_by_role("button", name="Start training").click()
+
+    deadline = time.monotonic() + 60
+    while not new_runs(lab_server) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    (run,) = new_runs(lab_server)
+    try:
+        panel = page.locator(PANEL)
+        expect(panel).to_contain_text(run.id, timeout=30_000)  # the new run is the one shown live
+        expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
+        config = run.config
+        assert config["model"] == "ae" and config["model_config"]["latent_dim"] == 16
+        assert config["train"]["seconds"] == 3.0 and run.status()["state"] == "done"
+        assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
+        page.wait_for_function("n => document.querySelectorAll(n).length >= 2", arg=f"{PANEL} img")
+        assert images_loaded(panel.locator("img"))
+        expect(panel.locator(".js-plotly-plot")).to_be_visible()  # the run's loss curve
+
+        # overlay the new run on a lab run
+        overlay = page.locator(".st-key-train_compare")
+        for rid in (run.id, "dense-ae"):
+            choose(page, overlay, rid)
+        # while a fragment reruns, the old chart stays on the page until the new one replaces it: pick by content
+        charts = page.locator(".st-key-train_compare_chart .js-plotly-plot")
+        chart = charts.filter(has_text="dense-ae")
+        expect(chart).to_have_count(1, timeout=30_000)
+        legend = chart.locator(".legendtext")  # one entry per run (its two curves share it)
+        assert sorted(legend.all_text_contents()) == sorted([run.id, "dense-ae"])
+        assert re.search(rf"compare={re.escape(run.id)}(%2C|,)dense-ae", page.url), page.url
+        page.get_by_text("Against seconds of training").click()
+        expect(page.get_by_role("switch", name="Against seconds of training")).to_be_checked()
+        wait_until_idle(page)
+        expect(charts.filter(has_text="seconds of training")).to_have_count(1, timeout=30_000)
+        expect(charts).to_have_count(1, timeout=30_000)
+
+        # download: the zip is built on click
+        with page.expect_download() as info:
+            page.get_by_role("button", name="Download run (.zip)").click()
+        download = info.value
+        assert download.suggested_filename == f"{run.id}.zip"
+        path = tmp_path / download.suggested_filename
+        download.save_as(path)
+        with zipfile.ZipFile(path) as zf:
+            assert zf.testzip() is None
+            assert {"manifest.json", "config.json", "status.json", "metrics.jsonl"} <= set(zf.namelist())
+        copy = import_run(tmp_path / "imported", path.read_bytes())  # the upload side accepts it
+        assert copy.config["model_config"] == config["model_config"] and copy.status()["state"] == "done"
+
+        assert_no_exception(page)
+        assert not page.console_errors, page.console_errors
+        shot = full_page_screenshot(page, "train")
+        assert shot.stat().st_size > 50_000
+
+        # delete it from the page: the lab runs stay as they were for the other pages' tests
+        panel.get_by_role("button", name="Delete").click()
+        panel.get_by_role("button", name="Yes, delete it").click()
+        expect(panel).not_to_contain_text(run.id, timeout=30_000)
+        assert not run.path.exists()
+        assert_no_exception(page)
+    finally:
+        if run.path.exists():
+            shutil.rmtree(run.path)

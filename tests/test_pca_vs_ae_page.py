@@ -1,0 +1,213 @@
+"""The PCA vs autoencoder page without a browser (streamlit's AppTest).
+
+Charts are read back from their plotly spec and compared with the engine's own numbers (the runs'
+final test MSE, PCA's error from a finished PCA run, principal angles computed here), images byte
+for byte. Runs: a tiny linear AE and a tiny dense AE (latent 8, one short epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from engine import compare
+from engine.data import load_dataset
+from engine.images import image_png
+from engine.jobs import JobManager
+from engine.latent import load_run
+from engine.runs import FINISHED, Run
+from engine.train import fixed_test_batch, make_run_config, train_run
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()  # runs are copied to new folders per test; loaded models are keyed by path
+    yield
+
+
+def _train(parent: Path, run_id: str, model: str, model_config: dict) -> Path:
+    run = Run.create(parent, make_run_config(model, "mnist-5k", model_config, {"epochs": 1, "threads": 1}),
+                     run_id=run_id)
+    train_run(run)
+    assert run.status()["state"] == "done", run.status()
+    return run.path
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    parent = tmp_path_factory.mktemp("pca-vs-ae-runs")
+    return {"lin": _train(parent, "tiny-lin", "linear_ae", {"latent_dim": 8}),
+            "ae": _train(parent, "tiny-ae", "ae", {"latent_dim": 8, "hidden": [64]})}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("mnist-5k")
+
+
+@pytest.fixture
+def media(monkeypatch) -> dict:
+    """file id → bytes of every image the page hands to Streamlit (AppTest keeps only the URL)."""
+    store: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        store[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    return store
+
+
+def render(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.switch_page("pages/pca_vs_ae.py")
+    return rerun(at)
+
+
+def rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def traces(chart: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in chart["data"]}
+
+
+def values(trace: dict, axis: str) -> list[float]:
+    """A trace's x or y, whether plotly wrote a plain list or a typed array."""
+    v = trace[axis]
+    if isinstance(v, dict):  # {"dtype": "f8", "bdata": base64}
+        import base64
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return list(v)
+
+
+def images(at: AppTest, media: dict) -> list[tuple[str, bytes]]:
+    """(caption, bytes) of every image on the page, in order."""
+    out = []
+    for element in _walk(at.main):
+        if element.type == "image":
+            for img in element.proto.imgs:
+                out.append((img.caption, media[img.url.rsplit("/", 1)[1].split(".")[0]]))
+    return out
+
+
+def _walk(node):
+    for child in getattr(node, "children", {}).values():
+        yield child
+        yield from _walk(child)
+
+
+def add_runs(runs_dir: Path, *sources: Path) -> None:
+    for source in sources:
+        shutil.copytree(source, runs_dir / source.name)
+
+
+# -- the page --------------------------------------------------------------------------------------
+
+
+def test_without_runs_pca_and_the_sweep_button(runs_dir, finished_pca_run, data, media):
+    at = render()
+    assert "PCA vs autoencoder" in texts(at.title)
+    latex = texts(at.latex)
+    assert r"\hat{x} = \mu + W W^\top (x - \mu)" in latex and r"\sigma_i\big(Q_A^\top Q_B\big)" in latex
+    assert at.button(key="pcae_sweep").label == "Run the sweep (12 runs)"
+    (error_chart,) = charts(at)
+    pca = traces(error_chart)["PCA (closed form)"]
+    assert values(pca, "x") == list(compare.PCA_LATENT_DIMS)
+    # the reference: the finished PCA run (latent_dim 8, fitted on the same train split) scored itself
+    reference = Run(finished_pca_run).status()["final_metrics"]["mse"]
+    assert values(pca, "y")[compare.PCA_LATENT_DIMS.index(8)] == pytest.approx(reference, rel=1e-4)
+    assert at.select_slider(key="pcae_k").value == 16 and at.query_params["k"] == "16"
+    assert "No linear AE with latent size 16 yet" in texts(at.info)
+    assert "Principal angles need a linear AE" in texts(at.info)
+    shown = images(at, media)
+    assert [c.split(":")[0] for c, _ in shown] == ["x", "PCA, k = 16"]
+    x = data.x_test[fixed_test_batch(data, 10)]
+    assert shown[0][1] == image_png(x[:, 0], scale=3)
+    assert not at.error
+
+
+def test_runs_give_points_images_and_angles(runs_dir, tiny_runs, data, media):
+    add_runs(runs_dir, tiny_runs["lin"], tiny_runs["ae"])
+    at = render({"k": "8"})
+    assert at.select_slider(key="pcae_k").value == 8
+    assert at.selectbox(key="pcae_lin").value == "tiny-lin" and at.selectbox(key="pcae_ae").value == "tiny-ae"
+    assert (at.query_params["lin"], at.query_params["ae"]) == ("tiny-lin", "tiny-ae")
+    assert at.button(key="pcae_sweep").label == "Run the sweep (10 runs)"  # latent 8 of each is done
+    error_chart, angle_chart = charts(at)
+    for name, run_id in (("linear AE", "tiny-lin"), ("dense AE", "tiny-ae")):
+        trace = traces(error_chart)[name]
+        assert values(trace, "x") == [8]
+        assert values(trace, "y") == [pytest.approx(Run(tiny_runs[run_id.split("-")[1]]).status()
+                                                    ["final_metrics"]["mse"])]
+
+    # the angles, computed here from the run's decoder and a PCA fitted here
+    linear = load_run(Run(runs_dir / "tiny-lin"))
+    pca = compare.fit_pca(data, 8)
+    cos = np.cos(compare.principal_angles(compare.decoder_basis(linear.model), compare.pca_basis(pca)))
+    bars = traces(angle_chart)["linear AE vs PCA"]
+    np.testing.assert_allclose(values(bars, "y"), cos, atol=1e-4)
+    assert [m.label for m in at.metric] == ["mean cos θᵢ", "largest angle", "overlap of the AE's axes"]
+    assert at.metric[0].value == f"{cos.mean():.3f}"
+
+    x = data.x_test[fixed_test_batch(data, 10)]
+    shown = dict((c.split(":")[0], b) for c, b in images(at, media))
+    assert list(shown) == ["x", "PCA, k = 8", "linear AE (tiny-lin)", "dense AE (tiny-ae)"]
+    assert shown["linear AE (tiny-lin)"] == image_png(linear.model(x)[:, 0].detach(), scale=3)
+
+    # another latent size: no runs there, PCA changes, the angle chart goes
+    at.select_slider(key="pcae_k").set_value(16)
+    rerun(at)
+    assert at.query_params["k"] == "16" and "lin" not in at.query_params
+    assert len(charts(at)) == 1 and "Principal angles need a linear AE" in texts(at.info)
+    assert images(at, media)[1][1] != shown["PCA, k = 8"]
+
+
+def test_the_sweep_button_submits_the_missing_runs(runs_dir, tiny_runs):
+    add_runs(runs_dir, tiny_runs["lin"])
+    at = render()
+    at.button(key="pcae_sweep").click()
+    rerun(at)
+    new = [Run(p) for p in runs_dir.iterdir() if p.name != "tiny-lin"]
+    submitted = sorted((r.config["model"], r.config["model_config"]["latent_dim"]) for r in new)
+    expected = sorted((m, k) for m in compare.SWEEP_MODELS for k in compare.SWEEP_LATENT_DIMS
+                      if (m, k) != ("linear_ae", 8))
+    assert submitted == expected
+    for run in new:
+        settings = compare.SWEEP_TRAIN[run.config["model"]]
+        assert {k: run.config["train"][k] for k in settings} == settings
+    assert "training or queued" in texts(at.caption) and at.button(key="pcae_sweep").label == "Sweep running…"
+    manager = JobManager(runs_dir, poll_interval=None)
+    for run in new:  # real worker processes: stop them and let them exit before tmp goes
+        manager.cancel(run.id)
+    deadline = time.monotonic() + 120
+    while any(r.status()["state"] not in FINISHED for r in new) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert all(r.status()["state"] in FINISHED for r in new)
