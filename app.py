@@ -6,9 +6,10 @@ the sidebar every page shares: the dataset picker and the device. All the work l
 
 import streamlit as st
 
-from pages.common import app_entry, sidebar, warm_umap
+from pages.common import app_entry, configure_server, sidebar, warm_umap
 
 st.set_page_config(page_title="Latent Lab", page_icon=":material/science:", layout="wide")
+configure_server()  # one torch thread for the pages' single-image requests
 warm_umap()  # compile UMAP on a background thread once per server: the Latent map shows PCA meanwhile
 
 page = st.navigation({

@@ -44,8 +44,11 @@ def job_manager() -> JobManager:
 
 @st.cache_resource(show_spinner=False)
 def device_label() -> str:
-    """The device training uses with device=auto, e.g. 'cpu (2 threads)'."""
-    return describe_device(resolve_device("auto"))
+    """The device training uses with device=auto, e.g. 'cpu (2 cores)' or 'cuda (NVIDIA H100)'."""
+    device = resolve_device("auto")
+    if device.type == "cpu":  # torch's own thread count here is the server's (1), not the trainers'
+        return f"cpu ({len(os.sched_getaffinity(0))} cores)"
+    return describe_device(device)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -732,3 +735,17 @@ def ensure_app() -> None:
         return
     runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"), run_name="__main__")
     st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def configure_server() -> None:
+    """Once per server: torch answers the pages' one-image requests on one thread.
+
+    A slider or a stroke asks for a single small forward pass; with several threads, every pass
+    pays for waking them, and with training workers busy on the same cores a multi-threaded pass
+    waits behind them (measured: decode + PNG 250–630 ms with 2 threads under load, 2–8 ms with 1).
+    Training runs in worker processes with their own thread counts, so it is unaffected.
+    """
+    import torch
+
+    torch.set_num_threads(1)

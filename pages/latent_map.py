@@ -41,8 +41,6 @@ def replay(run_path: str, steps: tuple, dataset: str):
 @st.fragment(run_every=1.0)
 def swap_in_when_done(key, label: str) -> None:
     """Polls the background map; reruns the page once it is there (no Streamlit call from the worker)."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx as _dbg_ctx  # DEBUG
-    _c = _dbg_ctx(); print("DEBUG fragment", _c.page_script_hash, _c.pages_manager.current_page_script_hash if hasattr(_c.pages_manager, "current_page_script_hash") else "?", map_jobs().state(key), flush=True)  # DEBUG
     if map_jobs().state(key) != "pending":
         st.rerun()
     if maps.umap_ready() or key[-1] != "umap":
@@ -64,8 +62,6 @@ def selection(state) -> list[int]:
     return out
 
 
-from streamlit.runtime.scriptrunner import get_script_run_ctx as _dbg_ctx2  # DEBUG
-print("DEBUG page run", _dbg_ctx2().page_script_hash, flush=True)  # DEBUG
 dataset = selected_dataset()
 st.title(":material/scatter_plot: Latent map")
 explain(
@@ -125,7 +121,8 @@ if method != "pca":
         if st.button("Try again", key="map_retry"):
             jobs.discard(key)
             st.rerun()
-note = st.container()  # "computing…" goes here, though its polling fragment starts at the end of the script
+    if jobs.state(key) == "pending":
+        swap_in_when_done(key, maps.METHODS[method])
 
 # The selection: the chart's own state (a click, box or lasso) wins over the link's ?image=N.
 chosen = [i for i in selection(st.session_state.get("map_scatter")) if i < len(y_all)]
@@ -210,10 +207,3 @@ else:
                    "training. Reload in a moment.")
     else:
         st.plotly_chart(replay_figure(frames, frame_steps, y_replay, ds.classes), key="map_replay")
-
-# Last, so that its timer starts once the page has drawn: a tick that arrives while the first (slow)
-# run of a fresh server is still going makes Streamlit answer the fragment's st.rerun with "Page not found".
-if method != "pca" and jobs.state(key) == "pending":
-    with note:
-        swap_in_when_done(key, maps.METHODS[method])
-print("DEBUG page end", flush=True)  # DEBUG

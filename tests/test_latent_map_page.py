@@ -56,6 +56,9 @@ def data():
 
 def render(query: dict | None = None, drawing=None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    # One run of the home page first: until st.navigation has registered the pages, AppTest finds a
+    # page by its file name, and this one's url_path ("map") is not its file name.
+    rerun(at)
     for key, value in (query or {}).items():
         at.query_params[key] = value
     if drawing is not None:

@@ -54,11 +54,21 @@ def wait_for_new_result(page, before: list[str]) -> list[str]:
     return shown_images(page)
 
 
-def image_bytes(page, src: str) -> bytes:
-    """An image's bytes, fetched from the server (fetch before the next rerun: it frees replaced media)."""
-    response = page.request.get(src)
-    assert response.ok, src
-    return response.body()
+def image_pixels(page, index: int) -> str:
+    """The pixels of the index-th shown image as a data URL, read from the loaded <img> in the page.
+
+    (Fetching the media URL again can race a rerun, which frees replaced media files.)
+    """
+    page.wait_for_function("i => { const im = document.querySelectorAll('[data-testid=\"stImage\"] img')[i];"
+                           " return im && im.complete && im.naturalWidth > 0; }", arg=index,
+                           timeout=RESULT_TIMEOUT_MS)
+    return page.evaluate("""i => {
+        const im = document.querySelectorAll('[data-testid="stImage"] img')[i];
+        const c = document.createElement('canvas');
+        c.width = im.naturalWidth; c.height = im.naturalHeight;
+        c.getContext('2d').drawImage(im, 0, 0);
+        return c.toDataURL('image/png');
+    }""", index)
 
 
 def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
@@ -74,7 +84,7 @@ def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
     # a "1": one vertical stroke
     stroke(page, [(140, 40 + 10 * i) for i in range(21)])
     first = wait_for_new_result(page, [])
-    first_input, first_x_hat, first_error = (image_bytes(page, src) for src in (first[0], first[2], first[3]))
+    first_input, first_x_hat, first_error = (image_pixels(page, i) for i in (0, 2, 3))
     assert len(first) == 5  # the 28×28 input; x, x̂ and |x − x̂| of the model; the nearest training images
     assert images_loaded(page.locator('[data-testid="stImage"] img'))
     expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("Looks like")
@@ -87,9 +97,9 @@ def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
     stroke(page, [(140 + 80 * math.sin(2 * math.pi * t / 20), 140 - 100 * math.cos(2 * math.pi * t / 20))
                   for t in range(21)])
     second = wait_for_new_result(page, first)
-    assert image_bytes(page, second[0]) != first_input  # the 28×28 input
-    assert image_bytes(page, second[2]) != first_x_hat  # x̂
-    assert image_bytes(page, second[3]) != first_error  # |x − x̂|
+    assert image_pixels(page, 0) != first_input  # the 28×28 input
+    assert image_pixels(page, 2) != first_x_hat  # x̂
+    assert image_pixels(page, 3) != first_error  # |x − x̂|
     assert re.search(r"[?&]run=conv-ae\b", page.url), page.url
     assert_no_exception(page)
     full_page_screenshot(page, "draw")

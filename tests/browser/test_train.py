@@ -32,7 +32,7 @@ def new_runs(server) -> list:
 
 
 def choose(page, multiselect, option: str) -> None:
-    """Pick `option` in a multiselect, then wait until the server has the choice (it is in the URL).
+    """Pick `option` in the overlay's multiselect; wait until the server has it (in `?compare=`).
 
     A rerun that lands while typing re-mounts the widget and loses the text: try again then.
     """
@@ -46,7 +46,8 @@ def choose(page, multiselect, option: str) -> None:
         except PlaywrightTimeout:
             page.keyboard.press("Escape")
             wait_until_idle(page)
-    page.wait_for_function("o => decodeURIComponent(location.search).includes(o)", arg=option)
+    page.wait_for_function("o => (new URLSearchParams(location.search).get('compare') || '').split(',').includes(o)",
+                           arg=option)
     wait_until_idle(page)
 
 
