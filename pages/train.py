@@ -113,8 +113,11 @@ else:
     live_run_panel(selected, states[selected])
 
 down, up = st.columns([1, 2])
-if ids:
-    run = Run(jm.runs_dir / selected)
+try:
+    run = Run(jm.runs_dir / selected) if ids else None
+except ERRORS:  # deleted since the listing: the table's next poll redraws the page
+    run = None
+if run is not None:
     # built on click, in Streamlit's download thread: no zip is made for runs nobody downloads
     down.download_button("Download run (.zip)", data=partial(export_run, run), file_name=export_filename(run),
                          mime="application/zip", key="train_download", icon=":material/download:",
