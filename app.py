@@ -19,10 +19,10 @@ page = st.navigation({
     ],
     "Autoencoders": [
         st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
-        st.Page("pages/noise_lab.py", title="Noise lab", icon=":material/blur_on:", url_path="noise-lab"),
+        st.Page("pages/noise_lab.py", title="Noise lab", icon=":material/blur_on:", url_path="noise_lab"),
         st.Page("pages/explorer.py", title="Latent explorer", icon=":material/tune:", url_path="explorer"),
-        st.Page("pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:", url_path="map"),
-        st.Page("pages/pca_vs_ae.py", title="PCA vs autoencoder", icon=":material/compare:", url_path="pca-vs-ae"),
+        st.Page("pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:", url_path="latent_map"),
+        st.Page("pages/pca_vs_ae.py", title="PCA vs autoencoder", icon=":material/compare:", url_path="pca_vs_ae"),
         st.Page("pages/anomaly.py", title="Anomaly detection", icon=":material/troubleshoot:", url_path="anomaly"),
     ],
 })

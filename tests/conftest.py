@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# AppTest runs app.py inside the pytest process: no UMAP compile (~30 s of CPU) behind every test
+# file. The browser tests' servers turn it back on (tests/browser/conftest.py).
+os.environ.setdefault("LATENT_LAB_UMAP_WARMUP", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -108,7 +108,7 @@ def _start_server(base: Path, runs_dir: Path) -> tuple[subprocess.Popen, str, Pa
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LATENT_LAB_RUNS": str(runs_dir), "LATENT_LAB_STARTER_SECONDS": "4",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "LATENT_LAB_UMAP_WARMUP": "1"}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]

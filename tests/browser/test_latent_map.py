@@ -88,7 +88,7 @@ def close_page_not_found(page) -> None:
 
 def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
     page = lab_page
-    open_page(page, f"{lab_server.url}/map?run=conv-ae", "Latent map")
+    open_page(page, f"{lab_server.url}/latent_map?run=conv-ae", "Latent map")
     close_page_not_found(page)
     expect(page.locator(SCATTER)).to_be_visible(timeout=60_000)  # a map at once: PCA while UMAP compiles or computes
     expect(page.get_by_text("showing the PCA map meanwhile")).to_have_count(0, timeout=UMAP_TIMEOUT_MS)

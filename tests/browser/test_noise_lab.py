@@ -43,7 +43,7 @@ def psnr_values(page) -> dict[str, float]:
 def test_the_noise_level_changes_the_noisy_image_and_the_psnrs(lab_page, lab_server):
     page = lab_page
     # dense-ae: the plain twin of denoising-ae (same layers, trained on clean images)
-    open_page(page, f"{lab_server.url}/noise-lab?dn=denoising-ae&ae=dense-ae&pca=pca-16&image=3", "Noise lab")
+    open_page(page, f"{lab_server.url}/noise_lab?dn=denoising-ae&ae=dense-ae&pca=pca-16&image=3", "Noise lab")
     close_page_not_found(page)
     for name in ("clean", *CELLS):
         expect(page.locator(f".st-key-noise_out_{name} img")).to_be_visible(timeout=SLOW_MS)

@@ -31,7 +31,7 @@ SRC_CHANGED = "([sel, old]) => { const imgs = document.querySelectorAll(sel); " 
 
 def test_charts_images_and_a_new_latent_size(lab_page, lab_server):
     page = lab_page
-    open_page(page, f"{lab_server.url}/pca-vs-ae?k=16&lin=linear-ae", "PCA vs autoencoder")
+    open_page(page, f"{lab_server.url}/pca_vs_ae?k=16&lin=linear-ae", "PCA vs autoencoder")
     close_page_not_found(page)
     error_chart = page.locator(".st-key-pcae_error_chart .js-plotly-plot")
     expect(error_chart).to_be_visible(timeout=SLOW_MS)
