@@ -12,7 +12,7 @@ import streamlit as st
 
 from engine import anomaly
 from pages.common import (ensure_app, dataset_tensors, explain, loaded_run, need_model, pick_run, query_value, safe_summary,
-                          selected_dataset, set_query, show_image, split_errors, usable_runs)
+                          usable_dataset, set_query, show_image, split_errors, usable_runs)
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
 
@@ -27,10 +27,7 @@ explain(
     r"s(x) = \frac{\lVert x - \hat{x} \rVert^2}{784}, \qquad \text{flag } x \text{ when } s(x) > \tau, \qquad "
     r"\mathrm{AUROC} = P\big(s(x_\text{anomaly}) > s(x_\text{normal})\big)")
 
-info = selected_dataset()
-if not info.available:
-    st.warning(f"{info.name} is not available ({info.reason}); pick another dataset in the sidebar.")
-    st.stop()
+info = usable_dataset()
 classes = dataset_tensors(info.name).classes
 
 

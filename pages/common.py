@@ -63,6 +63,16 @@ def selected_dataset() -> DatasetInfo:
     return infos.get(st.session_state.get("dataset", DEFAULT_DATASET), infos[DEFAULT_DATASET])
 
 
+def usable_dataset() -> DatasetInfo:
+    """The sidebar's dataset; when it is unavailable the page says so and stops (the sidebar says how to get it)."""
+    info = selected_dataset()
+    if not info.available:
+        st.warning(f"{info.name} is not available ({info.reason}): pick another dataset in the sidebar, "
+                   "which also says how to get this one.")
+        st.stop()
+    return info
+
+
 # -- the sidebar -----------------------------------------------------------------------------------
 
 
@@ -327,14 +337,14 @@ def loaded_run(run: Run, step: int | None = None):
         if token is None:
             raise RunError(f"run {run.id} has no checkpoint" + (f" at step {step}" if step is not None else "")
                            + " yet; wait for training to save one")
-        return _load_keyed(str(run.path), step, token)  # the token is in the key: a new checkpoint reloads
+        return _load_keyed(str(run.path), token)  # the token is in the key: a new checkpoint reloads
     except (RunError, OSError, ValueError, KeyError) as e:
         st.error(f"Cannot load run {run.id}: {e}")
         return None
 
 
 @st.cache_resource(max_entries=24, show_spinner="Loading the model…")
-def _load_keyed(run_path: str, step: int | None, token: tuple) -> "LoadedRun":
+def _load_keyed(run_path: str, token: tuple) -> "LoadedRun":
     from engine.latent import load_run
 
     loaded = load_run(Run(run_path), token[0])
@@ -355,7 +365,7 @@ def _split_codes(run_path: str, token: tuple, split: str):
     """Codes z (N, latent_dim) of a split under a run's model at the checkpoint `token` names."""
     from engine.latent import split_codes as codes
 
-    loaded = _load_keyed(run_path, token[0], token)
+    loaded = _load_keyed(run_path, token)
     return codes(loaded, dataset_tensors(loaded.dataset), split)
 
 
@@ -369,7 +379,7 @@ def _split_errors(run_path: str, token: tuple, split: str):
     """Per-image reconstruction MSE (N,) of a split under a run's model at the checkpoint `token` names."""
     from engine.latent import split_errors as errors
 
-    loaded = _load_keyed(run_path, token[0], token)
+    loaded = _load_keyed(run_path, token)
     return errors(loaded, dataset_tensors(loaded.dataset), split)
 
 
@@ -443,7 +453,7 @@ def explorer_grid_png(run_path: str, token: tuple, what: str, n: int, seed: int 
     """PNG of a run's sample grid (what="samples", n×n images, seeded) or 2-D manifold (what="manifold", n×n)."""
     from engine.latent import grid_png, manifold_images, sample_images
 
-    loaded = _load_keyed(run_path, token[0], token)
+    loaded = _load_keyed(run_path, token)
     if what == "samples":
         images = sample_images(loaded, n * n, seed, y)
     else:

@@ -13,7 +13,7 @@ from engine.models import MODELS
 from engine.preprocess import (EmptyImageError, PreprocessError, analyse, error_png, from_canvas,
                                from_image_bytes)
 from pages.common import (ensure_app, dataset_tensors, draw_latent_figure, draw_score_figure, explain,
-                          loaded_run, need_model, query_value, run_label, selected_dataset, set_query, show_image,
+                          loaded_run, need_model, query_value, run_label, usable_dataset, set_query, show_image,
                           split_codes, split_errors, usable_runs)
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
@@ -33,10 +33,7 @@ explain(
     r"z = f(x),\quad \hat{x} = g(z),\quad \text{score}(x) = \tfrac{1}{784}\sum_{i=1}^{784}(x_i - \hat{x}_i)^2,"
     r"\quad \hat{y} = \operatorname{mode}\{\,y_j : z_j \in \text{kNN}_5(z)\,\}")
 
-dataset = selected_dataset()
-if not dataset.available:
-    st.warning(f"{dataset.name} is not available (see the sidebar for how to get it): pick another dataset.")
-    st.stop()
+dataset = usable_dataset()
 runs = usable_runs(dataset.name, predicate=lambda c: not MODELS[c["model"]].conditional)
 if not runs:
     need_model(f"No autoencoder trained on **{dataset.name}** yet: the drawing needs a model to reconstruct it. "

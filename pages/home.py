@@ -7,8 +7,8 @@ The selected run lives in the URL (`?run=ID`), so a link restores it. Runs start
 import streamlit as st
 
 from engine.jobs import STARTER
-from pages.common import ensure_app, job_manager, safe_summary, selected_dataset, starter_seconds
-from pages.runs_ui import ERRORS, SIGNATURE_KEY, live_run_panel, runs_table, signature
+from pages.common import ensure_app, job_manager, selected_dataset, starter_seconds
+from pages.runs_ui import live_run_panel, run_summaries, runs_table
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
 
@@ -65,12 +65,7 @@ if clicked:
         st.toast(f"Started {run.id}", icon=":material/rocket_launch:")
 
 st.subheader("Runs")
-try:
-    summaries = [safe_summary(r) for r in jm.runs()]
-except ERRORS as e:
-    st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
-    st.stop()
-st.session_state[SIGNATURE_KEY] = signature(summaries)
+summaries = run_summaries()
 ids = [s["id"] for s in summaries]
 linked = st.query_params.get("run")
 if linked and linked not in ids and "home_run" not in st.session_state:

@@ -12,7 +12,7 @@ import streamlit as st
 from engine import compare
 from engine.images import image_png
 from pages.common import (ensure_app, dataset_tensors, explain, loaded_run, need_model, pick_run, query_value,
-                          selected_dataset, set_query, usable_runs)
+                          usable_dataset, set_query, usable_runs)
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
 
@@ -26,7 +26,6 @@ SLOTS = [
 ]
 COLOURS = {"Denoising AE": "#2ca02c", "Autoencoder": "#1f77b4", "PCA": "#ff7f0e", compare.NOISY: "#7f7f7f"}
 
-dataset = selected_dataset()
 st.title(":material/blur_on: Noise lab")
 explain(
     "Corrupt an image $x$ into $\\tilde{x}$ and let three models rebuild it. A **denoising autoencoder** was "
@@ -37,9 +36,7 @@ explain(
     r"\tilde{x} = \mathrm{corrupt}(x),\qquad \hat{x} = g\big(f(\tilde{x})\big),\qquad "
     r"\min_{f,g}\ \lVert x - g(f(\tilde{x}))\rVert^2,\qquad "
     r"\mathrm{PSNR}(x,\hat{x}) = 10\,\log_{10}\frac{1}{\mathrm{MSE}(x,\hat{x})}\ \text{dB}")
-if not dataset.available:
-    st.warning(f"{dataset.name} is not available: pick another dataset in the sidebar.")
-    st.stop()
+dataset = usable_dataset()
 
 models, cache_key = {}, []
 for column, (param, title, which, model, model_config, train) in zip(st.columns(3), SLOTS):

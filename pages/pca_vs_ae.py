@@ -11,7 +11,7 @@ from engine import compare
 from engine.images import image_png
 from engine.train import fixed_test_batch
 from pages.common import (ensure_app, ACTIVE, dataset_tensors, explain, job_manager, loaded_run, pick_run, query_value,
-                          selected_dataset, set_query, usable_runs)
+                          usable_dataset, set_query, usable_runs)
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
 
@@ -20,7 +20,6 @@ COLOURS = {"pca": "#ff7f0e", "linear_ae": "#9467bd", "ae": "#1f77b4", "conv_ae":
 SYMBOLS = {"linear_ae": "square", "ae": "circle", "conv_ae": "diamond"}
 PCA_FIT = max(compare.PCA_LATENT_DIMS)
 
-dataset = selected_dataset()
 st.title(":material/compare: PCA vs autoencoder")
 explain(
     "PCA keeps the $k$ directions of largest variance and projects onto them: the best any *linear* map "
@@ -31,9 +30,7 @@ explain(
     r"\text{PCA: }\hat{x} = \mu + W W^\top (x - \mu),\quad W \in \mathbb{R}^{784\times k},\ W^\top W = I"
     r"\qquad\quad \text{AE: }\hat{x} = g\big(f(x)\big)",
     r"\cos\theta_i = \sigma_i\big(Q_A^\top Q_B\big),\qquad Q_A, Q_B \text{ orthonormal bases of the two subspaces}")
-if not dataset.available:
-    st.warning(f"{dataset.name} is not available: pick another dataset in the sidebar.")
-    st.stop()
+dataset = usable_dataset()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Fitting PCA on the train split…")

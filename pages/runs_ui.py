@@ -23,6 +23,21 @@ def signature(summaries: list[dict]) -> tuple:
     return tuple((s["id"], s.get("state")) for s in summaries)
 
 
+def run_summaries() -> list[dict]:
+    """Every run's summary, for a page that draws runs_table(): records the signature the table compares.
+
+    When the runs folder cannot be listed, the page says so and stops.
+    """
+    jm = job_manager()
+    try:
+        summaries = [safe_summary(r) for r in jm.runs()]
+    except ERRORS as e:
+        st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
+        st.stop()
+    st.session_state[SIGNATURE_KEY] = signature(summaries)
+    return summaries
+
+
 @st.fragment(run_every=2.0)
 def runs_table() -> None:
     """Every run, refreshed every 2 s; the page must store signature() under SIGNATURE_KEY when it draws."""
@@ -112,7 +127,7 @@ def draw_run(run: Run, config: dict, status: dict) -> None:
     records = run.metrics()
     fig = loss_figure(records)
     if fig is not None:
-        st.plotly_chart(fig, config={"displayModeBar": False})
+        st.plotly_chart(fig, key="run_panel_loss", config={"displayModeBar": False})
     elif any("eval/mse" in r for r in records):
         st.caption("No loss curve: this model is fitted in closed form, in one step.")
     elif state not in ACTIVE:

@@ -14,8 +14,8 @@ from engine.runs import Run
 from engine.train import DEFAULT_EPOCHS, TrainConfig
 from engine.transfer import MAX_IMPORT_BYTES, export_filename, export_run, import_run
 from pages.common import (ACTIVE, TRAIN_SETTINGS, compare_figure, ensure_app, explain, job_manager, parse_settings,
-                          query_value, safe_summary, selected_dataset, set_query, settings_inputs)
-from pages.runs_ui import ERRORS, SIGNATURE_KEY, live_run_panel, runs_table, signature
+                          query_value, selected_dataset, set_query, settings_inputs)
+from pages.runs_ui import ERRORS, live_run_panel, run_summaries, runs_table
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
 
@@ -89,12 +89,7 @@ if submitted:
         st.session_state["train_run"] = run.id
         st.toast(f"Started {run.id}", icon=":material/rocket_launch:")
 
-try:
-    summaries = [safe_summary(r) for r in jm.runs()]
-except ERRORS as e:
-    st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
-    st.stop()
-st.session_state[SIGNATURE_KEY] = signature(summaries)
+summaries = run_summaries()
 ids = [s["id"] for s in summaries]
 states = {s["id"]: s.get("state", "failed") for s in summaries}
 

@@ -37,3 +37,20 @@ def finished_pca_run(tmp_path_factory) -> Path:
     train_run(run)
     assert run.status()["state"] == "done", run.status()
     return run.path
+
+
+@pytest.fixture
+def media(monkeypatch) -> dict:
+    """file id → bytes of every image a page hands to Streamlit (AppTest keeps only the URL)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    store: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        store[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    return store

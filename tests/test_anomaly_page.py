@@ -20,9 +20,8 @@ from engine.data import load_dataset
 from engine.latent import load_run
 from engine.runs import FINISHED, Run
 from engine.train import make_run_config, train_run
+from tests.apptest import render_page, texts
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
 
 
 @pytest.fixture(autouse=True)
@@ -49,17 +48,7 @@ def reference(one_class_pca) -> anomaly.Analysis:
 
 
 def render(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.switch_page("pages/anomaly.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return render_page("pages/anomaly.py", query)
 
 
 def metric(at: AppTest, label: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 import streamlit as st
@@ -17,10 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from engine.data import list_datasets
 from engine.runs import FINISHED, Run
+from tests.apptest import add_run, render_page, texts
 
-ROOT = Path(__file__).resolve().parent.parent
-
-TIMEOUT = 60  # the first run imports torch and plotly
 
 
 @pytest.fixture(autouse=True)
@@ -30,20 +27,7 @@ def fresh_caches():
 
 
 def render(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def add_run(runs_dir, source, run_id: str):
-    return shutil.copytree(source, runs_dir / run_id)
+    return render_page(None, query)
 
 
 # -- the home page ---------------------------------------------------------------------------------

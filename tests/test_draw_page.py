@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,9 +22,8 @@ from engine.data import load_dataset
 from engine.latent import load_run, split_errors
 from engine.preprocess import from_image_bytes
 from engine.runs import Run
+from tests.apptest import render_page, texts
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
 
 
 @pytest.fixture(autouse=True)
@@ -35,19 +33,7 @@ def fresh_caches():
 
 
 def render(query: dict | None = None, state: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    for key, value in (state or {}).items():
-        at.session_state[key] = value
-    at.switch_page("pages/draw.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return render_page("pages/draw.py", query, state)
 
 
 def metrics(at) -> dict:

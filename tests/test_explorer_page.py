@@ -8,14 +8,12 @@ directions) and a 2-D VAE trained for a moment (prior samples and the manifold g
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import streamlit as st
 import torch
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from engine.data import load_dataset
@@ -24,10 +22,9 @@ from engine.latent import (MAX_SLIDERS, arithmetic, axis_directions, decode, gri
                            manifold_codes, manifold_images, move, reconstruct, sample_images, slider_directions,
                            split_codes)
 from engine.runs import Run
-from engine.train import make_run_config, train_run
+from tests.apptest import (add_run, keyed_block, media_bytes, render_page, rerun, texts, train_tiny,
+                           walk)
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
 KEYS = [f"explorer_c{i}" for i in range(MAX_SLIDERS)]
 
 
@@ -38,23 +35,16 @@ def fresh_caches():
     yield
 
 
-def _train(parent: Path, run_id: str, model: str, model_config: dict, train: dict) -> Path:
-    run = Run.create(parent, make_run_config(model, "mnist-5k", model_config, train), run_id=run_id)
-    train_run(run)
-    assert run.status()["state"] == "done", run.status()
-    return run.path
-
-
 @pytest.fixture(scope="module")
 def pca_16(tmp_path_factory) -> Path:
     """PCA with latent_dim 16 > 8: the sliders follow principal directions of the codes."""
-    return _train(tmp_path_factory.mktemp("pca16"), "pca-16", "pca", {"latent_dim": 16}, {})
+    return train_tiny(tmp_path_factory.mktemp("pca16"), "pca-16", "pca", {"latent_dim": 16}, {})
 
 
 @pytest.fixture(scope="module")
 def vae_2d(tmp_path_factory) -> Path:
     """A dense VAE with a 2-D latent, one short epoch: enough for the prior and the manifold grid."""
-    return _train(tmp_path_factory.mktemp("vae2d"), "vae-2d", "vae", {"latent_dim": 2},
+    return train_tiny(tmp_path_factory.mktemp("vae2d"), "vae-2d", "vae", {"latent_dim": 2},
                   {"epochs": 1, "seconds": 5})
 
 
@@ -63,55 +53,15 @@ def data():
     return load_dataset("mnist-5k")
 
 
-@pytest.fixture
-def media(monkeypatch) -> dict:
-    """file id → bytes of every image the page hands to Streamlit (AppTest keeps only the URL)."""
-    store: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        store[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
-    return store
-
-
 def render(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.switch_page("pages/explorer.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def _walk(node):
-    for child in getattr(node, "children", {}).values():
-        yield child
-        yield from _walk(child)
+    return render_page("pages/explorer.py", query)
 
 
 def image_in(at: AppTest, media: dict, key: str) -> bytes:
     """The bytes of the image inside the container st.container(key=key) (its id ends with the key)."""
-    block = next((b for b in _walk(at.main) if str(getattr(getattr(b, "proto", None), "id", "")).endswith(f"-{key}")),
-                 None)
-    assert block is not None, f"no container with key {key}"
-    urls = [e.value[0] for e in _walk(block) if e.type == "image"]
+    urls = [e.value[0] for e in walk(keyed_block(at, key)) if e.type == "image"]
     assert urls, f"no image in {key}"
-    return media[urls[0].rsplit("/", 1)[1].split(".")[0]]
+    return media_bytes(media, urls[0])
 
 
 class Reference:
@@ -126,10 +76,6 @@ class Reference:
     def slider_png(self, coords, image: int | None = None) -> bytes:
         z0 = self.directions.mean if image is None else self.codes[image]
         return image_png(decode(self.loaded, move(self.directions, z0, coords))[0], scale=8)
-
-
-def add_run(runs_dir: Path, source: Path) -> Path:
-    return shutil.copytree(source, runs_dir / source.name)
 
 
 # -- the page --------------------------------------------------------------------------------------

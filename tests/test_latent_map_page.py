@@ -8,9 +8,7 @@ tick `run_every`, so the background map is waited for by rerunning the page.
 
 from __future__ import annotations
 
-import base64
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -25,9 +23,8 @@ from engine.data import load_dataset
 from engine.latent import checkpoint_steps, encode, load_run, split_codes
 from engine.runs import Run
 from engine.train import make_run_config, train_run
+from tests.apptest import add_run, plotly_values, render_page, rerun, texts
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
 
 
 @pytest.fixture(autouse=True)
@@ -55,26 +52,7 @@ def data():
 
 
 def render(query: dict | None = None, drawing=None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    # One run of the home page first: until st.navigation has registered the pages, AppTest finds a
-    # page by its file name, and this one's url_path ("map") is not its file name.
-    rerun(at)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    if drawing is not None:
-        at.session_state["drawing"] = drawing
-    at.switch_page("pages/latent_map.py")
-    return rerun(at)
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return render_page("pages/latent_map.py", query, None if drawing is None else {"drawing": drawing})
 
 
 def figures(at: AppTest) -> list[dict]:
@@ -82,19 +60,11 @@ def figures(at: AppTest) -> list[dict]:
     return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
 
 
-def values(v) -> np.ndarray:
-    """A plotly JSON array: a list, or a typed array {"dtype": "f4", "bdata": base64, "shape": …}."""
-    if isinstance(v, dict) and "bdata" in v:
-        out = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        return out.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else out
-    return np.asarray(v)
-
-
 def class_points(fig: dict) -> tuple[np.ndarray, np.ndarray]:
     """(xy (N, 2), test index (N,)) of the class traces of a map, in test-index order."""
     traces = [t for t in fig["data"] if t["name"] not in ("selected", "your drawing")]
-    xy = np.concatenate([np.stack([values(t["x"]), values(t["y"])], 1) for t in traces])
-    index = np.concatenate([values(t["customdata"]) for t in traces]).astype(int)
+    xy = np.concatenate([np.stack([plotly_values(t["x"]), plotly_values(t["y"])], 1) for t in traces])
+    index = np.concatenate([plotly_values(t["customdata"]) for t in traces]).astype(int)
     order = index.argsort()
     return xy[order], index[order]
 
@@ -102,10 +72,6 @@ def class_points(fig: dict) -> tuple[np.ndarray, np.ndarray]:
 def metric(at: AppTest, start: str) -> float:
     (value,) = [m.value for m in at.metric if m.label.startswith(start)]
     return float(value.rstrip("%")) / 100
-
-
-def add_run(runs_dir: Path, source: Path) -> Path:
-    return shutil.copytree(source, runs_dir / source.name)
 
 
 class Reference:
@@ -145,7 +111,7 @@ def test_pca_map_matches_the_engine_and_the_link(runs_dir, ae_run, data):
     assert [t["name"] for t in scatter["data"]] == [str(c) for c in range(10)]  # one trace per class, a legend
     np.testing.assert_allclose(xy, maps.project(ref.z, "pca"), rtol=1e-5, atol=1e-5)
     for t in scatter["data"]:  # each trace holds exactly its class
-        assert set(ref.y[values(t["customdata"]).astype(int)]) == {int(t["name"])}
+        assert set(ref.y[plotly_values(t["customdata"]).astype(int)]) == {int(t["name"])}
 
     assert metric(at, "in z") == pytest.approx(maps.map_knn_accuracy(ref.z, ref.y), abs=6e-4)
     assert metric(at, "on the PCA map") == pytest.approx(maps.map_knn_accuracy(xy, ref.y), abs=6e-4)
@@ -172,7 +138,7 @@ def test_a_linked_image_shows_it_and_its_reconstruction(runs_dir, ae_run, data):
     assert "x (input)" in captions and "x̂ (reconstruction)" in captions
     (ring,) = [t for t in figures(at)[0]["data"] if t["name"] == "selected"]
     xy = maps.project(ref.z, "pca")
-    np.testing.assert_allclose([values(ring["x"])[0], values(ring["y"])[0]], xy[12], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose([plotly_values(ring["x"])[0], plotly_values(ring["y"])[0]], xy[12], rtol=1e-5, atol=1e-5)
     assert at.query_params["image"] == "12"
 
 
@@ -195,7 +161,7 @@ def test_the_drawing_is_a_star_where_its_code_lands(runs_dir, ae_run, data):
     (star,) = [t for t in figures(at)[0]["data"] if t["name"] == "your drawing"]
     assert star["marker"]["symbol"] == "star"
     placed = maps.fit(ref.z, "pca").place(encode(ref.loaded, drawing))[0]
-    np.testing.assert_allclose([values(star["x"])[0], values(star["y"])[0]], placed, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose([plotly_values(star["x"])[0], plotly_values(star["y"])[0]], placed, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(placed, maps.project(ref.z, "pca")[5], rtol=1e-4, atol=1e-4)
     assert "Your drawing is the ★" in texts(at.markdown)
 

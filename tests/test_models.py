@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from engine.models import MODELS, build_model, describe_models, make_config
-from engine.models.ae import ContractiveAE, ContractiveAEConfig, DenseAE, kl_sparsity
+from engine.models.ae import ContractiveAE, ContractiveAEConfig, kl_sparsity
 from engine.models.vae import kl_to_standard_normal
 from engine.runs import load_model_from_checkpoint, save_checkpoint
 

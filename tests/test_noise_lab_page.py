@@ -9,13 +9,11 @@ epoch) and the shared finished PCA.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from engine import compare
@@ -24,10 +22,8 @@ from engine.images import image_png
 from engine.jobs import JobManager
 from engine.latent import load_run
 from engine.runs import FINISHED, Run
-from engine.train import make_run_config, train_run
+from tests.apptest import add_run, keyed_block, media_bytes, render_page, rerun, texts, train_tiny, walk
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
 SCALE = 6  # pages.common.show_image's default
 
 
@@ -38,19 +34,11 @@ def fresh_caches():
     yield
 
 
-def _train(parent: Path, run_id: str, model: str, model_config: dict) -> Path:
-    run = Run.create(parent, make_run_config(model, "mnist-5k", model_config, {"epochs": 1, "threads": 1}),
-                     run_id=run_id)
-    train_run(run)
-    assert run.status()["state"] == "done", run.status()
-    return run.path
-
-
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     parent = tmp_path_factory.mktemp("noise-runs")
-    return {"dn": _train(parent, "tiny-dae", "denoising_ae", {"latent_dim": 8, "hidden": [64]}),
-            "ae": _train(parent, "tiny-ae", "ae", {"latent_dim": 8, "hidden": [64]})}
+    return {"dn": train_tiny(parent, "tiny-dae", "denoising_ae", {"latent_dim": 8, "hidden": [64]}),
+            "ae": train_tiny(parent, "tiny-ae", "ae", {"latent_dim": 8, "hidden": [64]})}
 
 
 @pytest.fixture(scope="module")
@@ -58,60 +46,21 @@ def data():
     return load_dataset("mnist-5k")
 
 
-@pytest.fixture
-def media(monkeypatch) -> dict:
-    """file id → bytes of every image the page hands to Streamlit (AppTest keeps only the URL)."""
-    store: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        store[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
-    return store
-
-
 def render(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.switch_page("pages/noise_lab.py")
-    return rerun(at)
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def _walk(node):
-    for child in getattr(node, "children", {}).values():
-        yield child
-        yield from _walk(child)
+    return render_page("pages/noise_lab.py", query)
 
 
 def _cell(at: AppTest, name: str):
-    key = f"noise_out_{name}"
-    block = next((b for b in _walk(at.main) if str(getattr(getattr(b, "proto", None), "id", "")).endswith(f"-{key}")),
-                 None)
-    assert block is not None, f"no container with key {key}"
-    return block
+    return keyed_block(at, f"noise_out_{name}")
 
 
 def image_in(at: AppTest, media: dict, name: str) -> bytes | None:
-    urls = [e.value[0] for e in _walk(_cell(at, name)) if e.type == "image"]
-    return media[urls[0].rsplit("/", 1)[1].split(".")[0]] if urls else None
+    urls = [e.value[0] for e in walk(_cell(at, name)) if e.type == "image"]
+    return media_bytes(media, urls[0]) if urls else None
 
 
 def psnr_in(at: AppTest, name: str) -> str:
-    (metric,) = [e for e in _walk(_cell(at, name)) if e.type == "metric"]
+    (metric,) = [e for e in walk(_cell(at, name)) if e.type == "metric"]
     return metric.value
 
 
@@ -123,7 +72,7 @@ def chart_traces(at: AppTest) -> dict[str, list]:
 
 def add_runs(runs_dir: Path, *sources: Path) -> None:
     for source in sources:
-        shutil.copytree(source, runs_dir / source.name)
+        add_run(runs_dir, source)
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -199,12 +148,9 @@ def test_a_link_restores_the_lab(runs_dir, tiny_runs, data, media):
 def test_the_drawing_can_be_the_input(runs_dir, data, media):
     import numpy as np
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     drawing = np.zeros((28, 28), np.float32)
     drawing[6:22, 12:16] = 1.0  # a "1"
-    at.session_state["drawing"] = drawing
-    at.switch_page("pages/noise_lab.py")
-    rerun(at)
+    at = render_page("pages/noise_lab.py", state={"drawing": drawing})
     at.radio(key="noise_source").set_value("Your drawing")
     rerun(at)
     ref = compare.denoise({}, drawing, "gaussian", compare.DEFAULT_LEVEL["gaussian"], seed=0)

@@ -8,14 +8,12 @@ for byte. Runs: a tiny linear AE and a tiny dense AE (latent 8, one short epoch)
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import streamlit as st
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from engine import compare
@@ -24,10 +22,9 @@ from engine.images import image_png
 from engine.jobs import JobManager
 from engine.latent import load_run
 from engine.runs import FINISHED, Run
-from engine.train import fixed_test_batch, make_run_config, train_run
+from engine.train import fixed_test_batch
+from tests.apptest import add_run, media_bytes, plotly_values, render_page, rerun, texts, train_tiny, walk
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
 
 
 @pytest.fixture(autouse=True)
@@ -37,19 +34,11 @@ def fresh_caches():
     yield
 
 
-def _train(parent: Path, run_id: str, model: str, model_config: dict) -> Path:
-    run = Run.create(parent, make_run_config(model, "mnist-5k", model_config, {"epochs": 1, "threads": 1}),
-                     run_id=run_id)
-    train_run(run)
-    assert run.status()["state"] == "done", run.status()
-    return run.path
-
-
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     parent = tmp_path_factory.mktemp("pca-vs-ae-runs")
-    return {"lin": _train(parent, "tiny-lin", "linear_ae", {"latent_dim": 8}),
-            "ae": _train(parent, "tiny-ae", "ae", {"latent_dim": 8, "hidden": [64]})}
+    return {"lin": train_tiny(parent, "tiny-lin", "linear_ae", {"latent_dim": 8}),
+            "ae": train_tiny(parent, "tiny-ae", "ae", {"latent_dim": 8, "hidden": [64]})}
 
 
 @pytest.fixture(scope="module")
@@ -57,37 +46,8 @@ def data():
     return load_dataset("mnist-5k")
 
 
-@pytest.fixture
-def media(monkeypatch) -> dict:
-    """file id → bytes of every image the page hands to Streamlit (AppTest keeps only the URL)."""
-    store: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        store[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
-    return store
-
-
 def render(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.switch_page("pages/pca_vs_ae.py")
-    return rerun(at)
-
-
-def rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return render_page("pages/pca_vs_ae.py", query)
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -100,33 +60,23 @@ def traces(chart: dict) -> dict[str, dict]:
 
 def values(trace: dict, axis: str) -> list[float]:
     """A trace's x or y, whether plotly wrote a plain list or a typed array."""
-    v = trace[axis]
-    if isinstance(v, dict):  # {"dtype": "f8", "bdata": base64}
-        import base64
-
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
-    return list(v)
+    return plotly_values(trace[axis]).tolist()
 
 
 def images(at: AppTest, media: dict) -> list[tuple[str, bytes]]:
     """(caption, bytes) of every image on the page, in order."""
     out = []
-    for element in _walk(at.main):
+    for element in walk(at.main):
         if element.type == "image":
             for img in element.proto.imgs:
-                out.append((img.caption, media[img.url.rsplit("/", 1)[1].split(".")[0]]))
+                out.append((img.caption, media_bytes(media, img.url)))
     return out
 
-
-def _walk(node):
-    for child in getattr(node, "children", {}).values():
-        yield child
-        yield from _walk(child)
 
 
 def add_runs(runs_dir: Path, *sources: Path) -> None:
     for source in sources:
-        shutil.copytree(source, runs_dir / source.name)
+        add_run(runs_dir, source)
 
 
 # -- the page --------------------------------------------------------------------------------------

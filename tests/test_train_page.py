@@ -15,7 +15,7 @@ from engine.models import MODELS
 from engine.runs import FINISHED, Run, list_runs
 from engine.train import DEFAULT_EPOCHS, TrainConfig
 from engine.transfer import export_run
-from tests.test_app import ROOT, TIMEOUT, add_run, texts
+from tests.apptest import add_run, render_page, texts
 from tests.test_transfer import repack, unpack
 
 RECONSTRUCTION = [name for name, cls in MODELS.items() if cls.kind == "reconstruction"]
@@ -28,13 +28,7 @@ def fresh_caches():
 
 
 def train_page(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.switch_page("pages/train.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return render_page("pages/train.py", query)
 
 
 def widget(at, key):

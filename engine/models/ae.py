@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.models.base import IMAGE_PIXELS, IMAGE_SHAPE, AEConfig, ReconstructionModel, activation, mlp

@@ -96,7 +96,7 @@ def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
     # a "0" over it: the input, the reconstruction and the rest all change with the drawing
     stroke(page, [(140 + 80 * math.sin(2 * math.pi * t / 20), 140 - 100 * math.cos(2 * math.pi * t / 20))
                   for t in range(21)])
-    second = wait_for_new_result(page, first)
+    wait_for_new_result(page, first)
     assert image_pixels(page, 0) != first_input  # the 28×28 input
     assert image_pixels(page, 2) != first_x_hat  # x̂
     assert image_pixels(page, 3) != first_error  # |x − x̂|

@@ -73,23 +73,11 @@ def hover_isolated_marker(page, timeout_s: float = 30.0) -> dict:
         assert time.monotonic() < deadline, f"plotly never hovered marker {target}: {hovered}"
 
 
-def close_page_not_found(page) -> None:
-    """Close Streamlit's "Page not found" modal, which covers the chart on a server no session has visited.
-
-    Before any session has run app.py, Streamlit looks the URL's /map up in the classic pages/ folder
-    (there is no pages/map.py), sends "Page not found", then runs app.py, whose navigation draws the
-    map after all: the page works, but the modal would swallow the clicks below.
-    """
-    modal = page.get_by_role("dialog").filter(has_text="Page not found")
-    if modal.count():
-        page.keyboard.press("Escape")
-        expect(modal).to_have_count(0)
 
 
 def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
     page = lab_page
     open_page(page, f"{lab_server.url}/latent_map?run=conv-ae", "Latent map")
-    close_page_not_found(page)
     expect(page.locator(SCATTER)).to_be_visible(timeout=60_000)  # a map at once: PCA while UMAP compiles or computes
     expect(page.get_by_text("showing the PCA map meanwhile")).to_have_count(0, timeout=UMAP_TIMEOUT_MS)
     wait_until_idle(page)

@@ -15,13 +15,6 @@ pytestmark = pytest.mark.browser
 SLOW_MS = 60_000  # first draws on a busy 2-core machine: PCA fits, model loads, plotly
 
 
-def close_page_not_found(page) -> None:
-    """Streamlit sometimes shows a "Page not found" dialog on a server's first load of a multipage app
-    (seen on several pages, this one's content drawn fine behind it); it would swallow the key presses."""
-    dialog = page.get_by_role("dialog").filter(has_text="Page not found")
-    if dialog.count():
-        dialog.get_by_role("button", name="Close").click()
-        expect(dialog).to_have_count(0)
 
 NOISY = ".st-key-noise_out_noisy img"
 CELL_IMAGES = "[class*='st-key-noise_out_'] img"
@@ -44,7 +37,6 @@ def test_the_noise_level_changes_the_noisy_image_and_the_psnrs(lab_page, lab_ser
     page = lab_page
     # dense-ae: the plain twin of denoising-ae (same layers, trained on clean images)
     open_page(page, f"{lab_server.url}/noise_lab?dn=denoising-ae&ae=dense-ae&pca=pca-16&image=3", "Noise lab")
-    close_page_not_found(page)
     for name in ("clean", *CELLS):
         expect(page.locator(f".st-key-noise_out_{name} img")).to_be_visible(timeout=SLOW_MS)
     page.wait_for_function(ALL_LOADED, arg=CELL_IMAGES)

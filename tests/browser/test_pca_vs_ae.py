@@ -16,13 +16,6 @@ pytestmark = pytest.mark.browser
 SLOW_MS = 60_000  # first draws on a busy 2-core machine: PCA fits, model loads, plotly
 
 
-def close_page_not_found(page) -> None:
-    """Streamlit sometimes shows a "Page not found" dialog on a server's first load of a multipage app
-    (seen on several pages, this one's content drawn fine behind it); it would swallow the key presses."""
-    dialog = page.get_by_role("dialog").filter(has_text="Page not found")
-    if dialog.count():
-        dialog.get_by_role("button", name="Close").click()
-        expect(dialog).to_have_count(0)
 
 STRIPS = ".st-key-pcae_images img"
 SRC_CHANGED = "([sel, old]) => { const imgs = document.querySelectorAll(sel); " \
@@ -32,7 +25,6 @@ SRC_CHANGED = "([sel, old]) => { const imgs = document.querySelectorAll(sel); " 
 def test_charts_images_and_a_new_latent_size(lab_page, lab_server):
     page = lab_page
     open_page(page, f"{lab_server.url}/pca_vs_ae?k=16&lin=linear-ae", "PCA vs autoencoder")
-    close_page_not_found(page)
     error_chart = page.locator(".st-key-pcae_error_chart .js-plotly-plot")
     expect(error_chart).to_be_visible(timeout=SLOW_MS)
     legend = error_chart.locator(".legendtext")
