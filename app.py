@@ -25,6 +25,11 @@ page = st.navigation({
         st.Page("pages/pca_vs_ae.py", title="PCA vs autoencoder", icon=":material/compare:", url_path="pca_vs_ae"),
         st.Page("pages/anomaly.py", title="Anomaly detection", icon=":material/troubleshoot:", url_path="anomaly"),
     ],
+    "GANs": [
+        st.Page("pages/gan_studio.py", title="GAN studio", icon=":material/auto_awesome:", url_path="gan_studio"),
+        st.Page("pages/gan_playground.py", title="2-D GAN playground", icon=":material/bubble_chart:",
+                url_path="gan_playground"),
+    ],
 })
 sidebar()
 with app_entry():

@@ -32,13 +32,27 @@ def _parse_settings(pairs: list[str]) -> dict:
     return out
 
 
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _progress_line(rec: dict) -> str:
+    if not any(k.startswith(("eval/", "train/", "judge/", "test/")) for k in rec):
+        return f"final  step {rec['step']}: nothing to evaluate"
     if any(k.startswith("eval/") for k in rec):
-        parts = [f"{k[5:]} {v:.4g}" for k, v in rec.items() if k.startswith("eval/")]
+        parts = [f"{k[5:]} {v:.4g}" for k, v in rec.items() if k.startswith("eval/") and _num(v)]
         return f"final  step {rec['step']}: " + ", ".join(parts)
+    head = f"step {rec['step']:>6}  epoch {rec['epoch']:>6.2f}  {rec['elapsed']:>6.1f}s  "
+    if any(k.startswith("judge/") for k in rec):  # a GAN's samples scored by the judge classifier
+        return head + "judge: " + ", ".join(f"{k[6:]} {v:.4g}" for k, v in rec.items()
+                                             if k.startswith("judge/") and _num(v))
+    if "train/d_loss" in rec:  # a GAN
+        parts = [f"{name} {rec[key]:.4g}" for name, key in
+                 (("D loss", "train/d_loss"), ("G loss", "train/g_loss"), ("D(x)", "train/d_real"),
+                  ("D(G(z))", "train/d_fake"), ("W", "train/wasserstein")) if _num(rec.get(key))]
+        return head + "  ".join(parts) + f"  {rec.get('images_per_s', 0):.0f} img/s"
     test = rec.get("test/mse")
-    return (f"step {rec['step']:>6}  epoch {rec['epoch']:>6.2f}  {rec['elapsed']:>6.1f}s  "
-            f"loss {rec.get('train/loss', float('nan')):.4g}  test mse {test if test is None else f'{test:.4g}'}  "
+    return (head + f"loss {rec.get('train/loss', float('nan')):.4g}  test mse {test if test is None else f'{test:.4g}'}  "
             f"{rec.get('images_per_s', 0):.0f} img/s")
 
 
@@ -105,6 +119,7 @@ def cmd_eval(args) -> int:
     from engine.data import load_dataset
     from engine.device import resolve_device
     from engine.metrics import evaluate
+    from engine.models import MODELS
     from engine.runs import find_run
 
     run = find_run(args.run, args.runs_dir)
@@ -112,9 +127,35 @@ def cmd_eval(args) -> int:
     model, header = run.load_model(step=args.step, device=device)
     dataset = load_dataset(args.data or run.config["dataset"])
     t = time.perf_counter()
-    metrics = evaluate(model, dataset, device=device)
+    if MODELS[header["model"]].kind == "adversarial":  # no reconstructions: the judge scores samples
+        from engine.judge import evaluate_generator
+
+        # the judge lives beside the run (RUNS/.judges), trained on first use
+        metrics = evaluate_generator(model, dataset.name, run.path.parent, n=args.n, seed=args.seed, device=device)
+    else:
+        metrics = evaluate(model, dataset, device=device)
     _print_json({"run": run.id, "step": header["step"], "dataset": dataset.name, "model": header["model"],
                  "metrics": metrics, "seconds": round(time.perf_counter() - t, 2)})
+    return 0
+
+
+def cmd_judge(args) -> int:
+    from engine.judge import judge_path, load_judge, train_judge
+
+    def on_log(rec):
+        print(f"judge epoch {rec['epoch']}  {rec['elapsed']:>5.1f}s  loss {rec['train/loss']:.4g}  "
+              f"test accuracy {rec['test/accuracy']:.4f}", file=sys.stderr, flush=True)
+
+    t = time.perf_counter()
+    if args.retrain:
+        judge = train_judge(args.dataset, args.runs_dir, device=args.device, on_log=on_log)
+    else:
+        judge = load_judge(args.dataset, args.runs_dir, device=args.device, on_log=on_log)
+        if judge is None:
+            raise ValueError(f"dataset {args.dataset!r} has no labels or fewer than 2 classes; "
+                             "a judge (a classifier) needs labelled images")
+    _print_json({"dataset": judge.dataset, "path": str(judge_path(args.dataset, args.runs_dir)),
+                 "test_accuracy": judge.test_accuracy, "seconds": round(time.perf_counter() - t, 2)})
     return 0
 
 
@@ -228,11 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run", help="run id (or unique prefix) or path")
     sp.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    sp = add("eval", cmd_eval, "score a run's checkpoint on its dataset's test split (JSON)")
+    sp = add("eval", cmd_eval, "score a run's checkpoint on its dataset's test split, or a GAN's samples "
+                               "with the dataset's judge (JSON)")
     sp.add_argument("run", help="run id (or unique prefix) or path")
     sp.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     sp.add_argument("--data", help="evaluate on another dataset instead")
     sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    sp.add_argument("-n", "--n", type=int, default=2000, help="GANs: samples the judge scores (default 2000)")
+    sp.add_argument("--seed", type=int, default=0, help="GANs: seed of the samples' z draw (default 0)")
+
+    sp = add("judge", cmd_judge, "train (once) or load the classifier that scores a dataset's generated images")
+    sp.add_argument("--dataset", default="mnist-5k", help="a labelled dataset (default mnist-5k)")
+    sp.add_argument("--retrain", action="store_true", help="train it again even if it exists")
+    sp.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
 
     add("runs", cmd_runs, "list runs, newest first (one JSON object per line)")
 

@@ -405,6 +405,26 @@ class Run:
     def cancel_requested(self) -> bool:
         return (self.path / "cancel").exists()
 
+    def control(self) -> dict:
+        """Settings changed while the run trains (control.json, e.g. {"lr": 1e-4, "lr_d": 4e-4}); {} if none."""
+        path = self.path / "control.json"
+        if not path.is_file():
+            return {}
+        try:
+            return read_json(path)
+        except RunError:
+            return {}
+
+    def set_control(self, **fields) -> dict:
+        """Ask the running trainer to change settings (learning rates): merged into control.json, atomically.
+
+        Any process may call this (the UI does); the trainer polls the file and applies what it knows.
+        """
+        control = {**self.control(), **{k: v for k, v in fields.items() if v is not None}}
+        control["updated_at"] = time.time()
+        atomic_write_json(self.path / "control.json", control)
+        return control
+
     def summary(self) -> dict:
         """A JSON-able overview for listings (CLI `runs`, the UI's gallery)."""
         status = self.status()

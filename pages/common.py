@@ -12,6 +12,7 @@ import os
 import runpy
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -20,6 +21,9 @@ from engine.data import DEFAULT_DATASET, DatasetInfo, list_datasets
 from engine.device import describe_device, resolve_device
 from engine.jobs import JobManager, get_manager
 from engine.runs import Run, RunError, default_runs_dir
+
+if TYPE_CHECKING:
+    from engine.latent import LoadedRun
 
 STARTER_SECONDS_ENV = "LATENT_LAB_STARTER_SECONDS"
 # Material icons ship with Streamlit's own font, so they render on machines without an emoji font.
@@ -186,12 +190,19 @@ def read_image(path: Path) -> bytes | None:
         return None
 
 
+GAN_LOSSES = {"train/d_loss": "D loss", "train/g_loss": "G loss"}  # a GAN run's two losses (a WGAN's critic too)
+
+
 def loss_figure(records: list[dict]) -> go.Figure | None:
     """train/loss and test/mse against step, log scale; None before the first log line.
 
     A VAE's loss is a sum per image (nats) while the MSE is per pixel: when the two differ by more
     than 10×, the test MSE gets its own axis on the right rather than a flat line at the bottom.
+    A GAN run has no single loss: its discriminator's and its generator's, on a linear axis (a
+    minimax G loss and a WGAN critic loss are negative).
     """
+    if any(key in r for r in records for key in GAN_LOSSES):
+        return _gan_loss_figure(records)
     series = {}
     for key in ("train/loss", "test/mse"):
         points = [(r["step"], r[key]) for r in records
@@ -214,6 +225,23 @@ def loss_figure(records: list[dict]) -> go.Figure | None:
                       legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     if two_axes:
         fig.update_layout(yaxis2=dict(type="log", title="test MSE", overlaying="y", side="right", showgrid=False))
+    return fig
+
+
+def _gan_loss_figure(records: list[dict]) -> go.Figure | None:
+    fig = go.Figure()
+    for key, name in GAN_LOSSES.items():
+        points = [(r["step"], r[key]) for r in records
+                  if isinstance(r.get(key), (int, float)) and isinstance(r.get("step"), (int, float))
+                  and math.isfinite(r[key])]
+        if points:
+            steps, values = zip(*points)
+            fig.add_trace(go.Scatter(x=steps, y=values, name=name,
+                                     mode="lines+markers" if len(points) < 3 else "lines"))
+    if not fig.data:
+        return None
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title=dict(text="Losses", font_size=14),
+                      xaxis_title="step", legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     return fig
 
 
@@ -489,13 +517,18 @@ def draw_score_figure(test_errors, score: float, height: int = 240) -> go.Figure
 TRAIN_SETTINGS = ("epochs", "seconds", "batch_size", "lr", "weight_decay", "seed", "classes")  # shown in the form
 
 
-def setting_choices(name: str) -> tuple | None:
+def setting_choices(name: str, config_cls=None) -> tuple | None:
     """The allowed values of a text setting that is one of a few names (a selectbox), else None (a text box)."""
     from engine.models.base import ACTIVATIONS
     from engine.noise import KINDS
 
+    if name == "g_loss" and hasattr(config_cls, "g_losses"):  # a GAN's generator losses (a WGAN has one)
+        return tuple(config_cls().g_losses())
     return {"loss": ("mse", "bce"), "sparsity": ("kl", "l1"), "noise": KINDS, "activation": tuple(ACTIVATIONS),
-            "latent_activation": tuple(ACTIVATIONS)}.get(name)
+            "latent_activation": tuple(ACTIVATIONS), "constraint": ("gp", "clip")}.get(name)
+
+
+OPTIONAL_PLACEHOLDERS = {"lr_d": "same as lr", "classes": "all"}  # what an empty optional setting means
 
 
 def _list_text(value) -> str:
@@ -549,27 +582,66 @@ def settings_inputs(config_cls, defaults: dict, key: str, names=None, ncol: int 
         default, help_ = defaults.get(f.name), helps.get(f.name)
         base_tp, optional = types_[f.name]
         wkey = f"{key}_{f.name}"
+        empty = OPTIONAL_PLACEHOLDERS.get(f.name, "no limit")
+        choices = setting_choices(f.name, config_cls)
         with cols[i % ncol]:
             if base_tp in (tuple, list):
                 values[f.name] = st.text_input(f.name, _list_text(default), key=wkey, help=help_,
-                                               placeholder="all" if optional else "none")
+                                               placeholder=empty if optional else "none")
             elif base_tp is bool:
                 values[f.name] = st.checkbox(f.name, bool(default), key=wkey, help=help_)
-            elif base_tp is str and setting_choices(f.name):
-                options = list(setting_choices(f.name))
+            elif base_tp is str and choices:
+                options = list(choices)
                 values[f.name] = st.selectbox(f.name, options, index=options.index(default)
                                               if default in options else 0, key=wkey, help=help_)
             elif base_tp is str:
                 values[f.name] = st.text_input(f.name, default or "", key=wkey, help=help_)
             elif base_tp is int:
                 values[f.name] = st.number_input(f.name, value=default, step=1, key=wkey, help=help_,
-                                                 placeholder="no limit" if optional else None)
+                                                 placeholder=empty if optional else None)
             else:  # float: %g shows 0.001 and 3e-05 as written, not rounded to 0.00
                 step = 10 ** math.floor(math.log10(abs(default))) if default else 0.1
                 values[f.name] = st.number_input(f.name, value=None if default is None else float(default),
                                                  step=float(step), format="%g", key=wkey, help=help_,
-                                                 placeholder="no limit" if optional else None)
+                                                 placeholder=empty if optional else None)
     return values
+
+
+def new_run_form(model: str, key: str, form_key: str, train_names=TRAIN_SETTINGS, train_defaults: dict | None = None,
+                 budget_note: str = "training stops at whichever budget, epochs or seconds, runs out first",
+                 ncol: int = 4) -> Run | None:
+    """The form that starts a run of `model`: one input per setting of its config and per training setting.
+
+    Inputs are keyed `{key}_{field}` (model settings) and `{key}_t_{field}` (training settings);
+    defaults are the config's, then TrainConfig's overridden by the model's `train_defaults`, then
+    `train_defaults`. On submit the run goes to the job manager; returns the new Run (None when
+    not submitted, or when the settings were refused: the form says why).
+    """
+    from dataclasses import asdict
+
+    from engine.models import MODELS
+    from engine.train import DEFAULT_EPOCHS, TrainConfig
+
+    cls = MODELS[model]
+    dataset = selected_dataset()
+    defaults = {**asdict(TrainConfig()), **cls.train_defaults, **(train_defaults or {})}
+    if defaults["epochs"] is None and defaults["seconds"] is None:
+        defaults["epochs"] = DEFAULT_EPOCHS
+    with st.form(form_key):
+        st.markdown("**Model settings** (hover **?** for what each one does)")
+        model_values = settings_inputs(cls.config_cls, asdict(cls.config_cls()), key=key, ncol=ncol)
+        st.markdown(f"**Training settings** · {budget_note}")
+        train_values = settings_inputs(TrainConfig, defaults, key=f"{key}_t", names=train_names, ncol=ncol)
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/rocket_launch:",
+                                          disabled=not dataset.available)
+    if not submitted:
+        return None
+    try:
+        return job_manager().submit(model, dataset.name, parse_settings(cls.config_cls, model_values),
+                                    parse_settings(TrainConfig, train_values))
+    except Exception as e:  # noqa: BLE001 - a bad setting is a message on the page, not a crash
+        st.error(f"Could not start training: {e}")
+        return None
 
 
 def compare_figure(series: dict[str, list[dict]], x: str = "step") -> go.Figure | None:

@@ -33,6 +33,10 @@ TOUR = [
     ("pages/latent_map.py", "Latent map", ":material/scatter_plot:", "a UMAP map of the codes: watch clusters form"),
     ("pages/pca_vs_ae.py", "PCA vs autoencoder", ":material/compare:", "where a linear model stops and depth pays"),
     ("pages/anomaly.py", "Anomaly detection", ":material/troubleshoot:", "train on one digit, spot the others"),
+    ("pages/gan_studio.py", "GAN studio", ":material/auto_awesome:",
+     "train GANs and watch their samples evolve; judge them; step them by hand"),
+    ("pages/gan_playground.py", "2-D GAN playground", ":material/bubble_chart:",
+     "watch a GAN learn a ring of points, live: D's surface, G's gradients"),
 ]
 with st.container(border=True):
     cols = st.columns(4)

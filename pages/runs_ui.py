@@ -7,6 +7,7 @@ table, the run picker and the buttons agree.
 
 import streamlit as st
 
+from engine.gan_lab import is_gan_config
 from engine.jobs import RESUMABLE
 from engine.runs import Run, RunError
 from pages.common import (ACTIVE, GALLERY_COLUMNS, job_manager, loss_figure, read_image, run_row, safe_summary,
@@ -109,15 +110,19 @@ def draw_run(run: Run, config: dict, status: dict) -> None:
             with st.expander("Details"):
                 st.code(error, language=None)
 
+    gan = is_gan_config(config)
     snaps = {kind: run.snapshots(kind) for kind in ("recon", "samples")}
-    images = [("x: inputs (a fixed test batch)", read_image(run.path / "snapshots" / "inputs.png"))]
+    images = [("real images (the training split)" if gan else "x: inputs (a fixed test batch)",
+               read_image(run.path / "snapshots" / "inputs.png"))]
     if snaps["recon"]:
         images.append((f"x̂: reconstructions at step {snaps['recon'][-1].step:,}",
                        read_image(snaps["recon"][-1].path)))
     if snaps["samples"]:
-        images.append((f"samples from the prior at step {snaps['samples'][-1].step:,}",
-                       read_image(snaps["samples"][-1].path)))
-    for col, (caption, png) in zip(st.columns(len(images)), images):
+        what = "G(z) for a fixed z" if gan else "samples from the prior"
+        images.append((f"{what} at step {snaps['samples'][-1].step:,}", read_image(snaps["samples"][-1].path)))
+    # a GAN's two small grids share a row with its losses (the GAN studio replays them in full below)
+    cols = st.columns([1, 1, 2] if gan else [1] * len(images))
+    for col, (caption, png) in zip(cols, images):
         with col:
             if png:
                 st.image(png, caption=caption, width="stretch")
@@ -127,14 +132,24 @@ def draw_run(run: Run, config: dict, status: dict) -> None:
     records = run.metrics()
     fig = loss_figure(records)
     if fig is not None:
-        st.plotly_chart(fig, key="run_panel_loss", config={"displayModeBar": False})
+        (cols[-1] if gan else st).plotly_chart(fig, key="run_panel_loss", config={"displayModeBar": False})
     elif any("eval/mse" in r for r in records):
         st.caption("No loss curve: this model is fitted in closed form, in one step.")
     elif state not in ACTIVE:
         st.caption("No loss curve: the run stopped before logging its first step.")
 
     final = status.get("final_metrics")
-    if isinstance(final, dict) and final:
+    if isinstance(final, dict) and final and gan:
+        cols = st.columns(4)
+        cols[0].metric("FID-style distance", fmt(final.get("fid"), ".1f"),
+                       help="Fréchet distance between the judge's features of real and generated images (lower is "
+                            "better)")
+        cols[1].metric("vs untrained", fmt(final.get("fid_ratio"), ".0%"),
+                       help="the distance as a share of the untrained generator's: how far training got")
+        cols[2].metric("inception-style score", fmt(final.get("inception_score"), ".2f"),
+                       help="exp E KL(p(y|x) ‖ p(y)) under the judge: confident and varied samples score high")
+        cols[3].metric("classes covered", fmt(final.get("classes_covered"), ".0f"))
+    elif isinstance(final, dict) and final:
         cols = st.columns(4)
         cols[0].metric("test MSE", fmt(final.get("mse"), ".4f"))
         cols[1].metric("PSNR", fmt(final.get("psnr"), ".1f", " dB"))
@@ -142,6 +157,8 @@ def draw_run(run: Run, config: dict, status: dict) -> None:
                        help="PCA with as many components as the latent has: the linear baseline")
         cols[3].metric("kNN accuracy", fmt(final.get("knn_accuracy"), ".1%"),
                        help="5-nearest-neighbour label accuracy of the codes z")
+    elif gan and state == "done":
+        st.caption("No judge scores: the judge classifier was off for this run or unavailable.")
 
 
 def run_buttons(run_id: str, state: str, resumable: bool) -> None:

@@ -4,17 +4,15 @@ Link state: `?model=NAME` (the form's model), `?run=ID` (the run shown live), `?
 runs overlaid). Runs can be downloaded as a .zip and uploaded back (engine/transfer.py checks them).
 """
 
-from dataclasses import asdict
 from functools import partial
 
 import streamlit as st
 
 from engine.models import MODELS
 from engine.runs import Run
-from engine.train import DEFAULT_EPOCHS, TrainConfig
 from engine.transfer import MAX_IMPORT_BYTES, export_filename, export_run, import_run
-from pages.common import (ACTIVE, TRAIN_SETTINGS, compare_figure, ensure_app, explain, job_manager, parse_settings,
-                          query_value, selected_dataset, set_query, settings_inputs)
+from pages.common import (ACTIVE, compare_figure, ensure_app, explain, job_manager, new_run_form, query_value,
+                          set_query)
 from pages.runs_ui import ERRORS, live_run_panel, run_summaries, runs_table
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
@@ -35,7 +33,6 @@ LOSSES = {
 }
 
 jm = job_manager()
-dataset = selected_dataset()
 models = [name for name, cls in MODELS.items() if cls.kind == "reconstruction"]  # not the GANs' kind, "adversarial"
 
 st.title(":material/model_training: Train")
@@ -69,25 +66,10 @@ set_query(model=model)
 cls = MODELS[model]
 about.markdown(f"**{model}** · {cls.description}")
 about.latex(LOSSES.get(model, r"\mathcal{L} = \ell(x, \hat{x})"))
-train_defaults = {**asdict(TrainConfig()), **cls.train_defaults}
-if train_defaults["epochs"] is None and train_defaults["seconds"] is None:
-    train_defaults["epochs"] = DEFAULT_EPOCHS
-with st.form("train_form"):
-    st.markdown("**Model settings** (hover **?** for what each one does)")
-    model_values = settings_inputs(cls.config_cls, asdict(cls.config_cls()), key=f"train_{model}", ncol=4)
-    st.markdown("**Training settings** · training stops at whichever budget, epochs or seconds, runs out first")
-    train_values = settings_inputs(TrainConfig, train_defaults, key=f"train_{model}_t", names=TRAIN_SETTINGS, ncol=4)
-    submitted = st.form_submit_button("Start training", type="primary", icon=":material/rocket_launch:",
-                                      disabled=not dataset.available)
-if submitted:
-    try:
-        run = jm.submit(model, dataset.name, parse_settings(cls.config_cls, model_values),
-                        parse_settings(TrainConfig, train_values))
-    except Exception as e:  # noqa: BLE001 - a bad setting is a message on the page, not a crash
-        st.error(f"Could not start training: {e}")
-    else:
-        st.session_state["train_run"] = run.id
-        st.toast(f"Started {run.id}", icon=":material/rocket_launch:")
+run = new_run_form(model, key=f"train_{model}", form_key="train_form")
+if run is not None:
+    st.session_state["train_run"] = run.id
+    st.toast(f"Started {run.id}", icon=":material/rocket_launch:")
 
 summaries = run_summaries()
 ids = [s["id"] for s in summaries]

@@ -54,3 +54,15 @@ def media(monkeypatch) -> dict:
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
     return store
+
+
+@pytest.fixture(scope="session")
+def mnist_judge(tmp_path_factory):
+    """The judge classifier of mnist-5k (engine.judge), trained once per session (~12 s).
+
+    It lives in its own runs folder (judge.path is RUNS/.judges/mnist-5k). Shared: copy that
+    folder (shutil.copytree to engine.judge.judge_path("mnist-5k", your_runs)) rather than changing it.
+    """
+    from engine.judge import train_judge
+
+    return train_judge("mnist-5k", tmp_path_factory.mktemp("judge-runs"), seed=0)

@@ -14,8 +14,8 @@ import pytest
 from engine.models import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["datasets", "models", "train", "resume", "eval", "runs", "sample", "export", "import", "fetch-mnist",
-            "worker"]
+COMMANDS = ["datasets", "models", "train", "resume", "eval", "judge", "runs", "sample", "export", "import",
+            "fetch-mnist", "worker"]
 
 
 def cli(*args, runs_dir=None, check=True):
@@ -81,6 +81,49 @@ def test_export_and_import(tmp_path, finished_pca_run):
     proc = cli("import", out, "--runs-dir", dest, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("error: the file is not a zip archive")
     assert len(list(dest.iterdir())) == 1
+
+
+def test_judge_and_eval_of_a_gan(tmp_path, mnist_judge):
+    from engine.judge import evaluate_generator, judge_path
+    from engine.runs import Run
+    from engine.train import make_run_config, train_run
+
+    runs = tmp_path / "runs"
+    path = judge_path("mnist-5k", runs)
+    shutil.copytree(mnist_judge.path, path)  # trained once per session; the CLI must load it, not retrain
+    ckpt = Run(path).latest_checkpoint()
+    mtime = ckpt.stat().st_mtime_ns
+    judged = json.loads(cli("judge", "--runs-dir", runs).stdout)
+    assert judged["dataset"] == "mnist-5k" and judged["path"] == str(path)
+    assert judged["test_accuracy"] == mnist_judge.test_accuracy >= 0.95 and judged["seconds"] >= 0
+    assert ckpt.stat().st_mtime_ns == mtime and [p for _, p in Run(path).checkpoints()] == [ckpt]
+
+    config = make_run_config("gan", "mnist-5k", {"hidden": [32]},
+                             {"epochs": 1, "judge": False, "device": "cpu", "batch_size": 200})
+    run = Run.create(runs, config, run_id="tiny-gan")
+    train_run(run)
+    evaluated = json.loads(cli("eval", "tiny-gan", "--runs-dir", runs, "-n", "300", "--seed", "3",
+                               "--device", "cpu").stdout)
+    assert evaluated["model"] == "gan" and evaluated["dataset"] == "mnist-5k"
+    metrics = evaluated["metrics"]
+    assert metrics["judge_accuracy"] == mnist_judge.test_accuracy and "mse" not in metrics
+    assert len(metrics["class_hist"]) == 10 and sum(metrics["class_hist"]) == pytest.approx(1.0)
+    model, _ = run.load_model()  # the CLI scored exactly these seeded samples of the latest checkpoint
+    direct = evaluate_generator(model, "mnist-5k", runs, n=300, seed=3)
+    assert metrics["fid"] == pytest.approx(direct["fid"], rel=1e-4)
+    assert metrics["classes_covered"] == direct["classes_covered"]
+    assert ckpt.stat().st_mtime_ns == mtime
+    assert [r["id"] for r in json_lines(cli("runs", runs_dir=runs).stdout)] == ["tiny-gan"]  # no judge listed
+
+
+def test_judge_of_unlabelled_data_is_refused(tmp_path):
+    import numpy as np
+
+    npz = tmp_path / "unlabelled.npz"
+    np.savez(npz, x=np.zeros((20, 28, 28), np.uint8))
+    proc = cli("judge", "--dataset", f"npz:{npz}", "--runs-dir", tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("error: ") and "no labels" in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -81,3 +81,55 @@ def test_one_class_conv_ae_spots_the_other_digits(tmp_path):
           f"{run.metrics()[-1]['elapsed']:.0f} s), digit 0 normal: AUROC {metrics['anomaly_auroc']:.4f}, "
           f"average precision {metrics['anomaly_ap']:.4f}")
     assert metrics["anomaly_auroc"] >= 0.97, f"AUROC {metrics['anomaly_auroc']:.4f} after {steps} of 420 steps"
+
+
+# -- GANs, scored by the judge classifier (engine/judge.py) ------------------------------------------------
+
+
+def _with_judge(mnist_judge, runs_dir):
+    """A runs folder that holds the session's mnist-5k judge, so the run does not train its own."""
+    import shutil
+
+    from engine.judge import judge_path
+
+    shutil.copytree(mnist_judge.path, judge_path("mnist-5k", runs_dir))
+    return runs_dir
+
+
+def test_dcgan_in_90_seconds_is_on_its_way(tmp_path, mnist_judge):
+    """The CI-sized version of the issue's 5-minute bar (tests/test_quality.py::test_dcgan_bar)."""
+    run = Run.create(_with_judge(mnist_judge, tmp_path), make_run_config("dcgan", "mnist-5k", {}, {"seconds": 90}))
+    m = train_run(run)
+    print(f"dcgan 90 s: {run.status()['step']} steps, FID {m['fid']:.1f} (untrained {m['fid_untrained']:.1f}, "
+          f"ratio {m['fid_ratio']:.3f}), IS {m['inception_score']:.2f}, classes {m['class_hist']}")
+    assert m["fid_ratio"] <= 0.5
+    assert m["classes_covered"] >= 6
+    judged = [r for r in run.metrics() if "judge/fid" in r]
+    assert len(judged) >= 5 and judged[-1]["judge/fid"] < judged[0]["judge/fid"]
+
+
+@pytest.mark.bar
+@pytest.mark.timeout(900)
+def test_dcgan_bar(tmp_path, mnist_judge):
+    """The issue's bar: dcgan on mnist-5k, 5 minutes on a 2-core CPU."""
+    run = Run.create(_with_judge(mnist_judge, tmp_path), make_run_config("dcgan", "mnist-5k", {}, {"seconds": 300}))
+    m = train_run(run)
+    snaps = run.snapshots("samples")
+    print(f"dcgan 300 s: {run.status()['step']} steps, FID {m['fid']:.1f} (untrained {m['fid_untrained']:.1f}, "
+          f"ratio {m['fid_ratio']:.3f}), IS {m['inception_score']:.2f}, classes ≥ 4 %: {m['classes_covered']}, "
+          f"shares {m['class_hist']}, snapshots {len(snaps)}, judge accuracy {m['judge_accuracy']:.3f}")
+    assert m["fid_ratio"] <= 0.3
+    assert sum(share >= 0.04 for share in m["class_hist"]) >= 9
+    assert len(snaps) >= 20
+    assert m["judge_accuracy"] >= 0.95
+
+
+@pytest.mark.bar
+@pytest.mark.timeout(900)
+def test_cgan_bar(tmp_path, mnist_judge):
+    """The issue's bar: samples of a requested class are judged to be of it ≥ 80 % of the time."""
+    run = Run.create(_with_judge(mnist_judge, tmp_path), make_run_config("cgan", "mnist-5k", {}, {"seconds": 300}))
+    m = train_run(run)
+    print(f"cgan 300 s: {run.status()['step']} steps, class agreement {m['class_agreement']:.3f}, "
+          f"FID ratio {m['fid_ratio']:.3f}, classes {m['class_hist']}")
+    assert m["class_agreement"] >= 0.8

@@ -13,6 +13,7 @@ from torch import nn
 from engine.models.ae import ContractiveAE, DenoisingAE, DenseAE, LinearAE, SparseAE
 from engine.models.base import ModelConfig, config_from_dict, config_to_dict
 from engine.models.conv_ae import ConvAE
+from engine.models.gan import CGAN, DCGAN, GAN, WGANGP
 from engine.models.pca import PCA
 from engine.models.vae import CVAE, VAE, ConvVAE
 
@@ -27,6 +28,10 @@ MODELS: dict[str, type[nn.Module]] = {
     "conv_vae": ConvVAE,
     "cvae": CVAE,
     "pca": PCA,
+    "gan": GAN,
+    "dcgan": DCGAN,
+    "wgan_gp": WGANGP,
+    "cgan": CGAN,
 }
 
 

@@ -1,0 +1,428 @@
+"""The GAN family: a generator G(z) against a discriminator (or critic) D(x).
+
+The minimax game of Goodfellow et al.:
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 − D(G(z)))]
+
+D is trained to tell real images from generated ones; G is trained to fool it. With the
+*minimax* generator loss G minimises log(1 − D(G(z))), whose gradient vanishes while D easily
+rejects the fakes (early in training); the *non-saturating* loss −log D(G(z)) has the same fixed
+point and strong gradients there. The Wasserstein GAN replaces D by a 1-Lipschitz critic f and
+the game by
+
+    min_G max_f  E_x[f(x)] − E_z[f(G(z))]      (≈ the earth mover's distance W(p_data, p_G))
+
+with the Lipschitz constraint enforced by a gradient penalty λ·(‖∇f(x̃)‖ − 1)² on points x̃
+between real and fake images (WGAN-GP), or by clipping the critic's weights (the original WGAN).
+
+Every adversarial model provides:
+
+    generate(z, y=None) -> x        z: (B, latent_dim)  x: (B, 1, 28, 28) in [0, 1]
+    sample(n, y=None, generator=None) -> x   images from z ~ N(0, I)
+    critic(x, y=None) -> logits     x: (B, 1, 28, 28) in [0, 1]  logits: (B,)
+    d_loss_step(x, y, generator) -> AdversarialStep   the discriminator's loss on a real batch
+    g_loss_step(n, y, generator) -> AdversarialStep   the generator's loss on n fresh samples
+
+The loss functions are plain functions so the 2-D playground uses exactly the same ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.models.base import IMAGE_PIXELS, ModelConfig, mlp, one_hot
+
+G_LOSSES = ("non_saturating", "minimax")
+
+
+# ---------------------------------------------------------------------------------------------
+# the losses (shared with engine.toy2d)
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, loss: str = "gan") -> torch.Tensor:
+    """The discriminator's (critic's) loss, to minimise.
+
+    gan:          −[log D(x) + log(1 − D(G(z)))]  with D = sigmoid(logits), i.e. BCE with labels 1 / 0
+    wasserstein:  −[f(x) − f(G(z))]               the critic maximises the gap
+    """
+    if loss == "wasserstein":
+        return fake_logits.mean() - real_logits.mean()
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def generator_loss(fake_logits: torch.Tensor, loss: str = "non_saturating") -> torch.Tensor:
+    """The generator's loss, to minimise.
+
+    non_saturating:  −log D(G(z))           strong gradients while D rejects the fakes
+    minimax:          log(1 − D(G(z)))      the game's own objective; saturates when D(G(z)) ≈ 0
+    wasserstein:     −f(G(z))
+    """
+    if loss == "wasserstein":
+        return -fake_logits.mean()
+    if loss == "minimax":
+        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # = E log(1 − D)
+    if loss == "non_saturating":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    raise ValueError(f"unknown generator loss {loss!r}: choose one of {', '.join(G_LOSSES)} or wasserstein")
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """E[(‖∇f(x̃)‖₂ − 1)²] on x̃ = εx + (1 − ε)G(z), ε ~ U(0, 1) per example (Gulrajani et al.).
+
+    critic: a callable x → scores (B,); real, fake: (B, …) on the same device.
+    """
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = _rand(shape, generator, real.device)
+    mixed = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def _rand(shape, generator: torch.Generator | None, device: torch.device, normal: bool = False) -> torch.Tensor:
+    """Uniform (or normal) numbers drawn with `generator` wherever it lives, then moved to `device`."""
+    fn = torch.randn if normal else torch.rand
+    if generator is None:
+        return fn(shape, device=device)
+    return fn(shape, generator=generator, device=generator.device).to(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# configs
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    latent_dim: int = 100  # size of the noise vector z ~ N(0, I) that the generator turns into an image
+    hidden: tuple[int, ...] = (128,)  # hidden layer sizes of the generator (the discriminator mirrors them)
+    g_loss: str = "non_saturating"  # generator loss: non_saturating (−log D(G(z))) or minimax (log(1 − D(G(z))))
+
+    def validate(self) -> None:
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be at least 1, not {self.latent_dim}")
+        if any(h < 1 for h in getattr(self, "hidden", ())):
+            raise ValueError(f"hidden sizes must be positive, not {self.hidden}")
+        if self.g_loss not in self.g_losses():
+            raise ValueError(f"g_loss must be one of {', '.join(self.g_losses())}, not {self.g_loss!r}")
+
+    def g_losses(self) -> tuple[str, ...]:
+        return G_LOSSES
+
+
+@dataclass
+class DCGANConfig(GANConfig):
+    latent_dim: int = 64  # size of the noise vector z ~ N(0, I) that the generator turns into an image
+    width: int = 32  # channels of the narrower convolution layer (the other has twice as many); 32 suits a CPU
+    hidden: tuple[int, ...] = ()  # unused by the convolutional models
+
+    def validate(self) -> None:
+        super().validate()
+        if self.width < 4 or self.width % 2:
+            raise ValueError(f"width must be an even number of channels ≥ 4, not {self.width}")
+
+
+@dataclass
+class WGANGPConfig(DCGANConfig):
+    g_loss: str = "wasserstein"  # the generator minimises −f(G(z)) (fixed for a Wasserstein GAN)
+    constraint: str = "gp"  # how the critic is kept 1-Lipschitz: gp (gradient penalty) or clip (weight clipping)
+    gp_weight: float = 10.0  # λ of the gradient penalty λ·(‖∇f(x̃)‖ − 1)²
+    clip: float = 0.01  # weight clipping bound c (constraint = clip): every critic weight stays in [−c, c]
+    n_critic: int = 5  # critic updates per generator update
+
+    def validate(self) -> None:
+        super().validate()
+        if self.constraint not in ("gp", "clip"):
+            raise ValueError(f"constraint must be 'gp' or 'clip', not {self.constraint!r}")
+        if self.gp_weight < 0 or not self.clip > 0:
+            raise ValueError(f"gp_weight must be ≥ 0 and clip > 0, not {self.gp_weight} and {self.clip}")
+        if self.n_critic < 1:
+            raise ValueError(f"n_critic must be at least 1, not {self.n_critic}")
+
+    def g_losses(self) -> tuple[str, ...]:
+        return ("wasserstein",)
+
+
+@dataclass
+class CGANConfig(DCGANConfig):
+    num_classes: int = 10  # classes the generator and the discriminator are conditioned on
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+
+
+@dataclass
+class AdversarialStep:
+    loss: torch.Tensor  # scalar to minimise (the discriminator's or the generator's)
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # named detached scalars for metrics.jsonl
+
+
+# ---------------------------------------------------------------------------------------------
+# the base
+
+
+class AdversarialModel(nn.Module):
+    """A generator and a discriminator and the game between them; subclasses build the two nets.
+
+    The generator ends in tanh (images in [−1, 1], as DCGAN prescribes); `generate` maps them to
+    [0, 1] like every other image in the engine, and `critic` maps real images the other way.
+    """
+
+    kind = "adversarial"
+    config_cls: type[GANConfig] = GANConfig
+    description = ""
+    conditional = False
+    trainable = True
+    num_classes = 10
+    n_critic = 1  # discriminator updates per generator update
+    d_loss_kind = "gan"  # "gan" (BCE) or "wasserstein"
+    train_defaults: dict = {"lr": 2e-4, "beta1": 0.5, "batch_size": 64}
+
+    generator: nn.Module  # (z (B, latent_dim), y one-hot (B, K) or None) → (B, 1, 28, 28) in [−1, 1]
+    discriminator: nn.Module  # (x (B, 1, 28, 28) in [−1, 1], y one-hot or None) → logits (B,)
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device_probe.device
+
+    # -- the interface -------------------------------------------------------------------------
+
+    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        if y is None:  # cycle through the classes so a grid shows each one
+            y = torch.arange(n, device=self.device) % self.num_classes
+        return one_hot(y.to(self.device), self.num_classes)  # (B, K)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.generator(z, self._labels(y, len(z))) + 1) / 2  # (B, 1, 28, 28) in [0, 1]
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generate(z, y)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generate(z, y)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I): (n, latent_dim)."""
+        return _rand((n, self.config.latent_dim), generator, self.device, normal=True)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        """n images from z ~ N(0, I) (of class y for a conditional model; every class in turn when None)."""
+        return self.generate(self.noise(n, generator), y)
+
+    def critic(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The discriminator's logits (the critic's score for a WGAN) of images x in [0, 1]."""
+        return self.discriminator(x * 2 - 1, self._labels(y, len(x)))  # (B,)
+
+    # -- the game ------------------------------------------------------------------------------
+
+    def d_loss_step(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None) -> AdversarialStep:
+        """The discriminator's loss on a real batch x (B, 1, 28, 28) in [0, 1] and as many fakes."""
+        n = len(x)
+        if self.conditional and y is None:
+            raise ValueError("this model is conditioned on the label: pass the real images' classes y")
+        labels = self._labels(y, n)
+        with torch.no_grad():
+            fake = self.generator(self.noise(n, generator), labels)  # (B, 1, 28, 28) in [−1, 1]
+        real = x * 2 - 1
+        real_logits = self.discriminator(real, labels)
+        fake_logits = self.discriminator(fake, labels)
+        loss = discriminator_loss(real_logits, fake_logits, self.d_loss_kind)
+        logs = {"d_loss": loss.detach()}
+        if self.d_loss_kind == "wasserstein":
+            logs["wasserstein"] = (real_logits.mean() - fake_logits.mean()).detach()  # E f(x) − E f(G(z))
+            logs["critic_real"] = real_logits.mean().detach()
+            logs["critic_fake"] = fake_logits.mean().detach()
+        else:
+            logs["d_real"] = torch.sigmoid(real_logits).mean().detach()  # D(x): ↑ 1 when D wins
+            logs["d_fake"] = torch.sigmoid(fake_logits).mean().detach()  # D(G(z)): ↓ 0 when D wins
+        extra = self.d_penalty(real, fake, labels, generator)
+        if extra is not None:
+            loss = loss + extra[0]
+            logs.update(extra[1])
+        return AdversarialStep(loss=loss, logs=logs)
+
+    def d_penalty(self, real, fake, labels, generator):
+        """Extra critic term (the gradient penalty of WGAN-GP): (value, logs) or None."""
+        return None
+
+    def g_loss_step(self, n: int, y: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None) -> AdversarialStep:
+        """The generator's loss on n fresh samples (classes y, or drawn uniformly when conditional)."""
+        if self.conditional and y is None:
+            y = (_rand((n,), generator, self.device) * self.num_classes).long().clamp(max=self.num_classes - 1)
+        labels = self._labels(y, n)
+        fake_logits = self.discriminator(self.generator(self.noise(n, generator), labels), labels)
+        loss = generator_loss(fake_logits, self.config.g_loss)
+        logs = {"g_loss": loss.detach()}
+        if self.d_loss_kind != "wasserstein":
+            logs["d_fake_g"] = torch.sigmoid(fake_logits).mean().detach()  # D(G(z)) as the generator saw it
+        return AdversarialStep(loss=loss, logs=logs)
+
+    def after_d_step(self) -> None:
+        """Called after each discriminator update (weight clipping lives here)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the nets
+
+
+class _DenseGenerator(nn.Module):
+    def __init__(self, latent_dim: int, hidden: tuple[int, ...], cond: int = 0):
+        super().__init__()
+        self.net = mlp((latent_dim + cond, *hidden, IMAGE_PIXELS), "leaky_relu", last_act="tanh")
+
+    def forward(self, z, y1h=None):
+        h = z if y1h is None else torch.cat([z, y1h], 1)
+        return self.net(h).view(-1, 1, 28, 28)
+
+
+class _DenseDiscriminator(nn.Module):
+    def __init__(self, hidden: tuple[int, ...], cond: int = 0):
+        super().__init__()
+        self.net = mlp((IMAGE_PIXELS + cond, *reversed(hidden), 1), "leaky_relu")
+
+    def forward(self, x, y1h=None):
+        h = x.flatten(1) if y1h is None else torch.cat([x.flatten(1), y1h], 1)
+        return self.net(h).squeeze(1)
+
+
+class _ConvGenerator(nn.Module):
+    """z (+ one-hot y) → Linear → (2w, 7, 7) → ConvT → (w, 14, 14) → ConvT → (1, 28, 28), tanh."""
+
+    def __init__(self, latent_dim: int, width: int, cond: int = 0, batchnorm: bool = True):
+        super().__init__()
+        w = width
+        norm = (lambda c: nn.BatchNorm2d(c)) if batchnorm else (lambda c: nn.Identity())
+        self.fc = nn.Sequential(nn.Linear(latent_dim + cond, 2 * w * 7 * 7, bias=not batchnorm),
+                                nn.BatchNorm1d(2 * w * 7 * 7) if batchnorm else nn.Identity(), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=not batchnorm), norm(w), nn.ReLU(),  # (w, 14, 14)
+            nn.ConvTranspose2d(w, 1, 4, 2, 1), nn.Tanh(),  # (1, 28, 28)
+        )
+        self.width = w
+
+    def forward(self, z, y1h=None):
+        h = z if y1h is None else torch.cat([z, y1h], 1)
+        return self.net(self.fc(h).view(-1, 2 * self.width, 7, 7))
+
+
+class _ConvDiscriminator(nn.Module):
+    """(1 + K label planes, 28, 28) → Conv → (w/2·… ) strided convolutions → logits (B,)."""
+
+    def __init__(self, width: int, cond: int = 0, norm: str = "batch", bias: bool = True):
+        super().__init__()
+        w = width
+        # batch statistics always, in eval mode too: D sees real and fake batches apart while training, and
+        # running averages over both would score a batch of real images as neither
+        norms = {"batch": lambda c: nn.BatchNorm2d(c, track_running_stats=False), "layer": lambda c: nn.GroupNorm(1, c),
+                 "none": lambda c: nn.Identity()}
+        self.net = nn.Sequential(
+            nn.Conv2d(1 + cond, w, 4, 2, 1), nn.LeakyReLU(0.2),  # (w, 14, 14)
+            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=norm == "none"), norms[norm](2 * w), nn.LeakyReLU(0.2),  # (2w, 7, 7)
+            nn.Flatten(), nn.Linear(2 * w * 7 * 7, 1, bias=bias),
+        )
+
+    def forward(self, x, y1h=None):
+        if y1h is not None:  # the label as constant planes beside the image
+            x = torch.cat([x, y1h[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
+        return self.net(x).squeeze(1)
+
+
+def _dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation: weights ~ N(0, 0.02), BatchNorm scales ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+# ---------------------------------------------------------------------------------------------
+# the variants
+
+
+class GAN(AdversarialModel):
+    """The lecture's GAN: dense G 100 → 128 (LeakyReLU 0.2) → 784 (tanh), dense D 784 → 128 → 1."""
+
+    config_cls = GANConfig
+    description = "Dense GAN: generator z → hidden → 784 (tanh), discriminator 784 → hidden → D(x)"
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        self.generator = _DenseGenerator(config.latent_dim, config.hidden)
+        self.discriminator = _DenseDiscriminator(config.hidden)
+
+
+class DCGAN(AdversarialModel):
+    """Deep convolutional GAN: transposed convolutions up, strided convolutions down, BatchNorm."""
+
+    config_cls = DCGANConfig
+    description = "DCGAN: transposed-convolution generator, strided-convolution discriminator, BatchNorm"
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__(config)
+        self.generator = _ConvGenerator(config.latent_dim, config.width)
+        self.discriminator = _ConvDiscriminator(config.width, norm="batch")
+        _dcgan_init(self)
+
+
+class WGANGP(AdversarialModel):
+    """Wasserstein GAN with a gradient penalty (or weight clipping): a critic instead of a discriminator."""
+
+    config_cls = WGANGPConfig
+    description = "WGAN-GP: convolutional generator and critic, Wasserstein loss, gradient penalty (or clipping)"
+    d_loss_kind = "wasserstein"
+    train_defaults = {"lr": 1e-4, "beta1": 0.5, "beta2": 0.9, "batch_size": 64}
+
+    def __init__(self, config: WGANGPConfig):
+        super().__init__(config)
+        self.n_critic = config.n_critic
+        self.generator = _ConvGenerator(config.latent_dim, config.width)
+        # no BatchNorm in the critic: the penalty is per example, and BatchNorm mixes the batch
+        # a constant shifts f(x) and f(G(z)) alike, so the Wasserstein loss gives it no gradient: no bias
+        self.discriminator = _ConvDiscriminator(config.width, norm="layer", bias=False)
+        _dcgan_init(self)
+
+    def d_penalty(self, real, fake, labels, generator):
+        if self.config.constraint != "gp" or self.config.gp_weight == 0:
+            return None
+        gp = gradient_penalty(lambda x: self.discriminator(x, labels), real, fake, generator)
+        return self.config.gp_weight * gp, {"gp": gp.detach()}
+
+    @torch.no_grad()
+    def after_d_step(self) -> None:
+        if self.config.constraint == "clip":
+            for p in self.discriminator.parameters():
+                p.clamp_(-self.config.clip, self.config.clip)
+
+
+class CGAN(AdversarialModel):
+    """Conditional GAN: G(z, y) and D(x, y); ask for a class and get an image of it."""
+
+    config_cls = CGANConfig
+    description = "Conditional DCGAN: the class y (one-hot) joins z in the generator and the image in the discriminator"
+    conditional = True
+
+    def __init__(self, config: CGANConfig):
+        super().__init__(config)
+        self.num_classes = config.num_classes
+        self.generator = _ConvGenerator(config.latent_dim, config.width, cond=config.num_classes)
+        self.discriminator = _ConvDiscriminator(config.width, cond=config.num_classes, norm="batch")
+        _dcgan_init(self)

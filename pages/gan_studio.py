@@ -1,0 +1,175 @@
+"""GAN studio: train GANs, replay their fixed-z samples along a timeline, step one in slow motion.
+
+Link state: `?run=ID` (the run shown), `?compare=ID` (a second run side by side), `?step=N` (the
+timeline's step), `?class=K` (a cGAN's class). The panels are in pages/gan_ui.py, the charts and
+formulas in pages/gan_charts.py, the work in engine/gan_lab.py.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine import gan_lab
+from engine.models import MODELS
+from engine.runs import Run
+from pages import gan_charts, gan_ui
+from pages.common import (ACTIVE, ensure_app, explain, job_manager, new_run_form, safe_summary,
+                          selected_dataset, set_query, starter_seconds)
+from pages.runs_ui import ERRORS, live_run_panel, signature
+
+ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+
+GAN_MODELS = [name for name, cls in MODELS.items() if cls.kind == "adversarial"]
+GAN_SETTINGS = ("seconds", "epochs", "batch_size", "lr", "lr_d", "beta1", "beta2", "seed", "judge")
+GAN_SECONDS = 60.0  # the form's default budget: a GAN is judged by its samples, so a time budget suits it
+STARTER_MODEL, STARTER_SECONDS = "dcgan", 30.0  # the one-click run offered while there is no GAN
+PLAY_EVERY_S = 0.8  # seconds between frames while the timeline plays
+VIEW_KEYS = ("gan_step", "gan_playing", "gan_timeline_last", "gan_slowmo", "gan_memo")
+
+jm = job_manager()
+dataset = selected_dataset()
+
+st.title(":material/auto_awesome: GAN studio")
+explain("A **GAN** trains two networks against each other: a generator $G$ turns noise $z$ into images, a "
+        "discriminator $D$ tells real images from generated ones. $D$ maximises the game's value, $G$ minimises "
+        "it; at the equilibrium $G$'s images are distributed like the data and $D(x) = 1/2$ everywhere. Train "
+        "several GANs at once, replay each one's samples from a **fixed** $z$, compare two runs, change learning "
+        "rates while they train, and step one update at a time.", gan_charts.MINIMAX)
+
+
+def show_new(run: Run) -> None:
+    """Show a run just submitted, from its first snapshot on."""
+    for key in VIEW_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state["gan_run"] = run.id
+    st.query_params.pop("step", None)
+    st.rerun()
+
+
+with st.expander("Start a GAN run", icon=":material/rocket_launch:"):
+    model = st.selectbox("Model", GAN_MODELS, key="gan_model", help="Every GAN in the registry")
+    st.markdown(f"**{model}** · {MODELS[model].description}")
+    for formula in gan_charts.MODEL_LOSSES.get(model, (gan_charts.MINIMAX,)):
+        st.latex(formula)
+    new = new_run_form(model, key=f"gan_{model}", form_key="gan_form", train_names=GAN_SETTINGS,
+                       train_defaults={"seconds": GAN_SECONDS, "epochs": None},
+                       budget_note="lr is the generator's learning rate, lr_d the discriminator's (empty: the same); "
+                                   "training stops at whichever budget, seconds or epochs, runs out first")
+    if new is not None:
+        show_new(new)
+
+try:
+    runs = gan_lab.gan_runs(jm.runs())
+except ERRORS as e:
+    st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
+    st.stop()
+summaries = [safe_summary(r) for r in runs]
+st.session_state[gan_ui.SIGNATURE_KEY] = signature(summaries)
+
+if not runs:
+    for key in ("run", "compare", "step", "class"):
+        st.query_params.pop(key, None)
+    try:
+        seconds = starter_seconds() or STARTER_SECONDS
+    except ValueError as e:
+        st.warning(str(e))
+        seconds = STARTER_SECONDS
+    st.info("**No GAN has been trained yet.** Open **Start a GAN run** above, or train a small DCGAN in one click: "
+            f"{seconds:g} seconds in the background, then replay its samples here. Runs started from the CLI "
+            "(`python -m engine train dcgan --seconds 60`) show up too.", icon=":material/auto_awesome:")
+    if st.button(f"Train a short DCGAN ({seconds:g} s)", key="gan_starter", type="primary",
+                 icon=":material/rocket_launch:", disabled=not dataset.available):
+        try:
+            starter = jm.submit(STARTER_MODEL, dataset.name, {}, {"seconds": seconds})
+        except Exception as e:  # noqa: BLE001 - whatever went wrong, say it on the page
+            st.error(f"Could not start training: {e}")
+        else:
+            show_new(starter)
+    gan_ui.gan_table()  # drawn anyway: its poll notices a run started elsewhere
+    st.stop()
+
+# -- which runs: A, and B side by side -------------------------------------------------------------
+
+by_id = {r.id: r for r in runs}
+states = {s["id"]: s.get("state", "failed") for s in summaries}
+for param, what, instead in (("run", "run", "the newest GAN run"), ("compare", "run to compare", "run A alone")):
+    linked = st.query_params.get(param)
+    if linked and linked not in by_id and f"gan_{param}_warned" not in st.session_state:
+        st.session_state[f"gan_{param}_warned"] = True  # once: the picker takes over from the link
+        st.warning(f"There is no GAN {what} {linked!r} in {jm.runs_dir}: it was deleted, or the link comes from "
+                   f"another server. Showing {instead} instead.")
+# Plain ids as labels: a keyed selectbox keeps its value by label, and a label with the state would change.
+left, right = st.columns(2)
+if st.session_state.get("gan_run") not in by_id:
+    linked = st.query_params.get("run")
+    st.session_state["gan_run"] = linked if linked in by_id else runs[0].id
+run = by_id[left.selectbox("Run A", list(by_id), key="gan_run", help="Every GAN run, newest first")]
+others = [""] + [rid for rid in by_id if rid != run.id]
+if st.session_state.get("gan_compare") not in others:
+    linked = st.query_params.get("compare", "")
+    st.session_state["gan_compare"] = linked if linked in others else ""
+compare_id = right.selectbox("Run B, side by side", others, key="gan_compare", format_func=lambda i: i or "none",
+                             help="e.g. gan against dcgan, or minimax against non-saturating: the same timeline "
+                                  "position shows both")
+set_query(run=run.id, compare=compare_id or None)
+compare = by_id.get(compare_id)
+try:
+    config = run.config
+except ERRORS as e:  # deleted or damaged since the listing
+    st.warning(f"Run {run.id} cannot be read: {e}")
+    st.stop()
+conditional = gan_lab.is_conditional(config)
+if not conditional:
+    st.query_params.pop("class", None)
+active = states.get(run.id) in ACTIVE or (compare is not None and states.get(compare.id) in ACTIVE)
+
+st.subheader("Live")
+live_run_panel(run.id, states.get(run.id, "failed"))
+gan_ui.gan_table()
+
+# -- the timeline ----------------------------------------------------------------------------------
+
+st.subheader("Timeline")
+g_loss = config["model_config"].get("g_loss", "")
+explain("Every snapshot is the generator applied to the **same** codes $z$, so the grid shows $G$ changing, not "
+        "new noise. Scrub the step or press **Play**; the charts share the step axis (the dotted line is the step "
+        f"shown). Run A is a `{config['model']}` with the **{g_loss.replace('_', '-')}** generator loss: the minimax "
+        "loss saturates (its gradient vanishes while D rejects every fake), the non-saturating one does not, and a "
+        "WGAN's critic $f$ estimates the Wasserstein distance, kept 1-Lipschitz by a gradient penalty.",
+        gan_charts.WASSERSTEIN if g_loss == "wasserstein" else gan_charts.G_LOSSES)
+explain("A *judge* classifier trained on real images scores samples as training goes: the **FID-style distance** "
+        "compares Gaussians fitted to its features of real (r) and generated (g) images, and the **inception-style "
+        "score** is high when each sample is clearly one class and all classes appear. A collapsed generator makes "
+        "few classes: its histogram stays far from $1/K$.",
+        gan_charts.FID + r"\qquad " + gan_charts.INCEPTION, gan_charts.CLASS_SHARE)
+playing = st.session_state.get("gan_playing", False)
+st.session_state["gan_timer"] = "play" if playing else "poll"
+st.fragment(run_every=PLAY_EVERY_S if playing else (2.0 if active else None))(gan_ui.timeline)(run, compare)
+
+# -- tools -----------------------------------------------------------------------------------------
+
+tabs = st.tabs(["Slow motion", "Learning rates", "Memorisation"] + (["Class samples"] if conditional else []))
+with tabs[0]:
+    explain("Load a checkpoint and take the training steps yourself. A **D step** follows the discriminator's "
+            "gradient on one batch: D(x) tends to rise and D(G(z)) to fall, the samples stay as they are. A **G step** "
+            "moves the generator toward what fools this D: D(G(z)) rises and the grid changes. Training alternates "
+            "them.",
+            gan_charts.UPDATES)
+    st.fragment(gan_ui.slow_motion)(run)
+with tabs[1]:
+    explain("The two players learn at their own rates. A discriminator that learns much faster than the generator "
+            "wins outright (D(G(z)) → 0) and, with the minimax loss, its gradient to G vanishes; one that is too "
+            "slow gives G no useful signal. Heusel et al. (2017) let D learn faster (a two time-scale update "
+            "rule). Change the rates while a run trains and watch the curves react.")
+    st.fragment(run_every=2.0 if states.get(run.id) in ACTIVE else None)(gan_ui.learning_rates)(run)
+with tabs[2]:
+    explain("Does the generator make new images, or copies of its training set? Each sample is shown above its "
+            "nearest training image. A sample much nearer the training set than unseen real images are is likely "
+            "a copy; the timeline's last chart follows the same distance over training.", gan_charts.NEAREST)
+    st.fragment(gan_ui.memorisation)(run)
+if conditional:
+    with tabs[3]:
+        explain("A conditional GAN gets the class $y$ as a second input of both players: ask for a class and get "
+                "an image of it. With $y$ fixed, walking from one code $z$ to another changes the style (slant, "
+                "thickness), not the class.", gan_charts.CONDITIONAL)
+        st.fragment(gan_ui.class_samples)(run)

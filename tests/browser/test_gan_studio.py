@@ -1,0 +1,121 @@
+"""The GAN studio in a real browser: start a short GAN run from the page, watch it finish, scrub the
+timeline, press play, take a slow-motion step. Writes docs/screenshots/gan_studio.png.
+
+Uses lab_server and deletes the run it makes, so the other pages' tests see the lab runs only.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+
+from engine.runs import FINISHED, list_runs
+from tests.browser.conftest import LAB_RUNS
+from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
+                                   wait_until_idle)
+
+pytestmark = pytest.mark.browser
+
+PANEL = ".st-key-run_panel"
+GRIDS = ".st-key-gan_timeline_grids"
+LOADED = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
+THUMB = ".st-key-gan_step input[type=range]"  # the select slider's focusable range input
+TRAIN_TIMEOUT_MS = 180_000  # worker start-up, the judge's training (once per runs folder), 5 s of GAN, the judging
+
+
+def new_runs(server) -> list:
+    return [r for r in list_runs(server.runs_dir) if r.id not in LAB_RUNS]
+
+
+def url_step(page) -> int | None:
+    match = re.search(r"[?&]step=(\d+)", page.url)
+    return int(match.group(1)) if match else None
+
+
+def test_train_replay_and_step_a_gan(lab_page, lab_server):
+    page = lab_page
+    open_page(page, f"{lab_server.url}/gan_studio", "GAN studio")
+    expect(page.get_by_text("No GAN has been trained yet")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Train a short DCGAN"))).to_be_visible()
+    assert not new_runs(lab_server)
+
+    # the form: the dense GAN (the first in the registry) for 5 seconds
+    page.locator("summary", has_text="Start a GAN run").click()
+    seconds = page.get_by_role("spinbutton", name="seconds", exact=True)
+    expect(seconds).to_have_value("60", timeout=30_000)
+    seconds.fill("5")
+    page.get_by_role("button", name="Start training").click()
+    deadline = time.monotonic() + 60
+    while not new_runs(lab_server) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    (run,) = new_runs(lab_server)
+    try:
+        panel = page.locator(PANEL)
+        expect(panel).to_contain_text(run.id, timeout=30_000)
+        expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
+        assert run.config["model"] == "gan" and run.config["train"]["seconds"] == 5.0
+        assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
+        expect(panel).to_contain_text("FID-style distance", timeout=30_000)  # the judge's final scores
+        wait_until_idle(page)
+        steps = [s.step for s in run.snapshots("samples")]
+        assert len(steps) >= 3, steps
+
+        # scrub: the first snapshot, then one on; the grid, the link and the chart's line follow
+        grids = page.locator(GRIDS)
+        expect(grids.locator("img").first).to_be_visible(timeout=30_000)
+        thumb = page.locator(THUMB)
+        thumb.focus()
+        thumb.press("Home")
+        page.wait_for_function("() => /[?&]step=0(&|$)/.test(location.search)", timeout=30_000)
+        expect(grids).to_contain_text(f"A · {run.id} · G(z) at step 0", timeout=30_000)
+        thumb.press("ArrowRight")
+        page.wait_for_function(f"() => /[?&]step={steps[1]}(&|$)/.test(location.search)", timeout=30_000)
+        expect(grids).to_contain_text(f"G(z) at step {steps[1]:,}", timeout=30_000)
+        page.evaluate("document.activeElement.blur()")
+        wait_until_idle(page)
+        assert_no_exception(page)
+
+        # play: the timeline walks on by itself, and stops at the newest snapshot
+        page.get_by_role("button", name="Play").click()
+        page.wait_for_function(f"() => Number((location.search.match(/[?&]step=(\\d+)/) || [])[1]) > {steps[1]}",
+                               timeout=30_000)
+        expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=60_000)  # back from "Pause"
+        page.wait_for_function(f"() => /[?&]step={steps[-1]}(&|$)/.test(location.search)", timeout=30_000)
+        expect(grids).to_contain_text(f"G(z) at step {steps[-1]:,}")
+        wait_until_idle(page)
+
+        # slow motion: load the checkpoint nearest the step, take one discriminator step
+        page.get_by_role("tab", name="Slow motion").click()
+        page.get_by_role("button", name="Load checkpoint").click()
+        slowmo = page.locator(".st-key-gan_slowmo_panel")
+        expect(slowmo).to_contain_text("+ 0 D and 0 G updates", timeout=60_000)
+        page.get_by_role("button", name="Step D", exact=True).click()
+        expect(slowmo).to_contain_text("+ 1 D and 0 G updates", timeout=30_000)
+        expect(slowmo.locator(".js-plotly-plot")).to_be_visible()
+        wait_until_idle(page)
+        page.wait_for_function(LOADED, arg=f"{GRIDS} img")
+        assert images_loaded(grids.locator("img")) and images_loaded(slowmo.locator("img"))
+        assert_no_exception(page)
+        assert not page.console_errors, page.console_errors
+
+        page.locator("summary", has_text="Start a GAN run").click()  # fold the form away: the page fits the picture
+        expect(page.get_by_role("button", name="Start training")).to_be_hidden()
+        page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")  # from the top
+        shot = full_page_screenshot(page, "gan_studio")
+        assert shot.stat().st_size > 100_000
+        assert_no_exception(page)
+
+        # delete it from the page: the lab runs stay as they were for the other pages' tests
+        panel.get_by_role("button", name="Delete").click()
+        page.get_by_role("button", name="Yes, delete it").click()
+        expect(page.get_by_text("No GAN has been trained yet")).to_be_visible(timeout=30_000)
+        assert not new_runs(lab_server)
+    finally:
+        for leftover in new_runs(lab_server):
+            deadline = time.monotonic() + 60
+            while leftover.status()["state"] not in FINISHED and time.monotonic() < deadline:
+                time.sleep(0.5)
+            shutil.rmtree(leftover.path, ignore_errors=True)
