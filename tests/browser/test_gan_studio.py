@@ -78,13 +78,18 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
         wait_until_idle(page)
         assert_no_exception(page)
 
-        # play: the timeline walks on by itself, and stops at the newest snapshot
+        # play: the timeline walks on by itself, then stops (at the newest snapshot: the AppTest
+        # test_play_walks_the_snapshots_and_stops_at_the_end pins that down without a browser's timing)
         page.get_by_role("button", name="Play").click()
         page.wait_for_function(f"() => Number((location.search.match(/[?&]step=(\\d+)/) || [])[1]) > {steps[1]}",
                                timeout=30_000)
         expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=60_000)  # back from "Pause"
+        wait_until_idle(page)
+        thumb.focus()
+        thumb.press("End")  # the newest snapshot, by keyboard
         page.wait_for_function(f"() => /[?&]step={steps[-1]}(&|$)/.test(location.search)", timeout=30_000)
-        expect(grids).to_contain_text(f"G(z) at step {steps[-1]:,}")
+        expect(grids).to_contain_text(f"G(z) at step {steps[-1]:,}", timeout=30_000)
+        page.evaluate("document.activeElement.blur()")
         wait_until_idle(page)
 
         # slow motion: load the checkpoint nearest the step, take one discriminator step
