@@ -193,3 +193,20 @@ def test_learning_rates_change_while_it_trains(tmp_path):
     last = [r for r in run.metrics() if "lr_g" in r][-1]
     assert last["lr_g"] == pytest.approx(1e-5) and last["lr_d"] == pytest.approx(3e-5)
     assert run.status()["control"] == {"lr": 1e-5, "lr_d": 3e-5}
+
+
+def test_minibatch_std_lets_d_see_a_collapsed_batch():
+    """With minibatch_std, D's score of an image depends on how varied its batch is; without, it does not."""
+    from engine.models.gan import _ConvDiscriminator
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 28, 28)
+    same = x[:1].repeat(8, 1, 1, 1)  # a collapsed batch: eight copies of x[0]
+    for flag in (False, True):
+        d = _ConvDiscriminator(4, norm="none", minibatch_std=flag)  # no BatchNorm: only the spread couples the batch
+        with torch.no_grad():
+            varied, collapsed = d(x)[0], d(same)[0]
+        assert torch.equal(varied, collapsed) != flag
+    assert build_model("dcgan", {**TINY["dcgan"], "minibatch_std": True}).critic(x).shape == (8,)
+    with pytest.raises(ValueError, match="real_label"):
+        make_config("dcgan", real_label=0.3)

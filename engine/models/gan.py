@@ -43,15 +43,17 @@ G_LOSSES = ("non_saturating", "minimax")
 # the losses (shared with engine.toy2d)
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, loss: str = "gan") -> torch.Tensor:
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, loss: str = "gan",
+                       real_label: float = 1.0) -> torch.Tensor:
     """The discriminator's (critic's) loss, to minimise.
 
     gan:          −[log D(x) + log(1 − D(G(z)))]  with D = sigmoid(logits), i.e. BCE with labels 1 / 0
+                  (real_label < 1: one-sided label smoothing, BCE against that target for real images)
     wasserstein:  −[f(x) − f(G(z))]               the critic maximises the gap
     """
     if loss == "wasserstein":
         return fake_logits.mean() - real_logits.mean()
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 
 
@@ -101,8 +103,11 @@ class GANConfig(ModelConfig):
     latent_dim: int = 100  # size of the noise vector z ~ N(0, I) that the generator turns into an image
     hidden: tuple[int, ...] = (128,)  # hidden layer sizes of the generator (the discriminator mirrors them)
     g_loss: str = "non_saturating"  # generator loss: non_saturating (−log D(G(z))) or minimax (log(1 − D(G(z))))
+    real_label: float = 1.0  # D's target for real images; 0.9 is one-sided label smoothing (a less overconfident D)
 
     def validate(self) -> None:
+        if not 0.5 < self.real_label <= 1.0:
+            raise ValueError(f"real_label must be in (0.5, 1], not {self.real_label}")
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, not {self.latent_dim}")
         if any(h < 1 for h in getattr(self, "hidden", ())):
@@ -119,6 +124,7 @@ class DCGANConfig(GANConfig):
     latent_dim: int = 64  # size of the noise vector z ~ N(0, I) that the generator turns into an image
     width: int = 32  # channels of the narrower convolution layer (the other has twice as many); 32 suits a CPU
     hidden: tuple[int, ...] = ()  # unused by the convolutional models
+    minibatch_std: bool = False  # D also sees its features' spread across the batch (a collapsed G's batch is uniform)
 
     def validate(self) -> None:
         super().validate()
@@ -240,7 +246,7 @@ class AdversarialModel(nn.Module):
         real = x * 2 - 1
         real_logits = self.discriminator(real, labels)
         fake_logits = self.discriminator(fake, labels)
-        loss = discriminator_loss(real_logits, fake_logits, self.d_loss_kind)
+        loss = discriminator_loss(real_logits, fake_logits, self.d_loss_kind, self.config.real_label)
         logs = {"d_loss": loss.detach()}
         if self.d_loss_kind == "wasserstein":
             logs["wasserstein"] = (real_logits.mean() - fake_logits.mean()).detach()  # E f(x) − E f(G(z))
@@ -323,23 +329,30 @@ class _ConvGenerator(nn.Module):
 class _ConvDiscriminator(nn.Module):
     """(1 + K label planes, 28, 28) → Conv → (w/2·… ) strided convolutions → logits (B,)."""
 
-    def __init__(self, width: int, cond: int = 0, norm: str = "batch", bias: bool = True):
+    def __init__(self, width: int, cond: int = 0, norm: str = "batch", bias: bool = True,
+                 minibatch_std: bool = False):
         super().__init__()
         w = width
         # batch statistics always, in eval mode too: D sees real and fake batches apart while training, and
         # running averages over both would score a batch of real images as neither
         norms = {"batch": lambda c: nn.BatchNorm2d(c, track_running_stats=False), "layer": lambda c: nn.GroupNorm(1, c),
                  "none": lambda c: nn.Identity()}
-        self.net = nn.Sequential(
+        self.features = nn.Sequential(
             nn.Conv2d(1 + cond, w, 4, 2, 1), nn.LeakyReLU(0.2),  # (w, 14, 14)
             nn.Conv2d(w, 2 * w, 4, 2, 1, bias=norm == "none"), norms[norm](2 * w), nn.LeakyReLU(0.2),  # (2w, 7, 7)
-            nn.Flatten(), nn.Linear(2 * w * 7 * 7, 1, bias=bias),
         )
+        self.minibatch_std = minibatch_std
+        extra = 1 if minibatch_std else 0
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear((2 * w + extra) * 7 * 7, 1, bias=bias))
 
     def forward(self, x, y1h=None):
         if y1h is not None:  # the label as constant planes beside the image
             x = torch.cat([x, y1h[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
-        return self.net(x).squeeze(1)
+        h = self.features(x)  # (B, 2w, 7, 7)
+        if self.minibatch_std:  # how varied the batch is, as one more plane: a collapsed G's batch is uniform
+            spread = h.std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
+            h = torch.cat([h, spread.expand(len(h), 1, *h.shape[2:])], 1)
+        return self.head(h).squeeze(1)
 
 
 def _dcgan_init(module: nn.Module) -> None:
@@ -379,7 +392,7 @@ class DCGAN(AdversarialModel):
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
         self.generator = _ConvGenerator(config.latent_dim, config.width)
-        self.discriminator = _ConvDiscriminator(config.width, norm="batch")
+        self.discriminator = _ConvDiscriminator(config.width, norm="batch", minibatch_std=config.minibatch_std)
         _dcgan_init(self)
 
 
@@ -397,7 +410,8 @@ class WGANGP(AdversarialModel):
         self.generator = _ConvGenerator(config.latent_dim, config.width)
         # no BatchNorm in the critic: the penalty is per example, and BatchNorm mixes the batch
         # a constant shifts f(x) and f(G(z)) alike, so the Wasserstein loss gives it no gradient: no bias
-        self.discriminator = _ConvDiscriminator(config.width, norm="layer", bias=False)
+        self.discriminator = _ConvDiscriminator(config.width, norm="layer", bias=False,
+                                                minibatch_std=config.minibatch_std)
         _dcgan_init(self)
 
     def d_penalty(self, real, fake, labels, generator):
@@ -424,5 +438,6 @@ class CGAN(AdversarialModel):
         super().__init__(config)
         self.num_classes = config.num_classes
         self.generator = _ConvGenerator(config.latent_dim, config.width, cond=config.num_classes)
-        self.discriminator = _ConvDiscriminator(config.width, cond=config.num_classes, norm="batch")
+        self.discriminator = _ConvDiscriminator(config.width, cond=config.num_classes, norm="batch",
+                                                minibatch_std=config.minibatch_std)
         _dcgan_init(self)
