@@ -19,7 +19,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,6 +27,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
+from bench.bench_train import epoch_seconds  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.device import resolve_device, set_cpu_threads  # noqa: E402
 from engine.models import build_model, get_model_class  # noqa: E402
@@ -61,15 +61,7 @@ def reference_epoch_seconds(name, dataset, device, batch_size, epochs, seed, lr)
             loss_g.backward()
             opt_g.step()
 
-    one_epoch()  # warm-up: allocator, kernels
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(epochs):
-        one_epoch()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / epochs
+    return epoch_seconds(one_epoch, device, epochs)
 
 
 def engine_epoch_seconds(name, dataset_name, device, batch_size, epochs, seed, threads, judge, runs_dir) -> float:

@@ -47,7 +47,12 @@ def reference_epoch_seconds(model_name, model_config, dataset, device, batch_siz
             loss.backward()
             opt.step()
 
-    one_epoch()  # warm-up: allocator, kernels
+    return epoch_seconds(one_epoch, device, epochs)
+
+
+def epoch_seconds(one_epoch, device: torch.device, epochs: int) -> float:
+    """Seconds per call of one_epoch(), after one warm-up call (allocator, kernels); CUDA synchronised."""
+    one_epoch()
     if device.type == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()

@@ -26,10 +26,10 @@ import torch
 
 from engine import images
 from engine.data import Dataset, load_dataset
-from engine.latent import interpolate
-from engine.models import MODELS, build_model
+from engine.latent import LoadedRun, interpolate, load_run
+from engine.models import MODELS
 from engine.models.base import config_from_dict
-from engine.runs import Run, RunError, Snapshot, load_model_from_checkpoint, read_checkpoint
+from engine.runs import Run, RunError, Snapshot, model_from_tensors, read_checkpoint
 from engine.train import AdversarialTrainer, TrainConfig, fixed_noise
 
 ADVERSARIAL = "adversarial"
@@ -212,30 +212,7 @@ def checkpoint_near(run: Run, step: int | None = None) -> tuple[int, Path]:
     return chosen, ckpts[chosen]
 
 
-@dataclass
-class LoadedGAN:
-    """A GAN run's model at one checkpoint, on the CPU in eval mode."""
-
-    run_id: str
-    step: int  # the checkpoint's training step
-    model: torch.nn.Module
-    config: dict  # the run's config.json
-    path: str = ""  # the run directory
-
-    @property
-    def conditional(self) -> bool:
-        return bool(self.model.conditional)
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.model.num_classes)
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.model.config.latent_dim)
-
-
-def load_gan(run: Run, step: int | None = None) -> LoadedGAN:
+def load_gan(run: Run, step: int | None = None) -> LoadedRun:
     """The run's GAN at the checkpoint nearest `step` (the newest with None), CPU, eval mode.
 
     Raises RunError with what to do when the run is not a GAN or has no usable checkpoint.
@@ -243,9 +220,8 @@ def load_gan(run: Run, step: int | None = None) -> LoadedGAN:
     config = run.config
     if not is_gan_config(config):
         raise RunError(f"run {run.id} is a {config.get('model')!r}, not a GAN; pick a GAN run")
-    _, path = checkpoint_near(run, step)
-    model, header = load_model_from_checkpoint(path, "cpu")
-    return LoadedGAN(run.id, int(header["step"]), model.eval(), config, str(run.path))
+    step, _ = checkpoint_near(run, step)
+    return load_run(run, step, kind=ADVERSARIAL)
 
 
 def codes(latent_dim: int, seeds) -> torch.Tensor:
@@ -253,7 +229,7 @@ def codes(latent_dim: int, seeds) -> torch.Tensor:
     return torch.stack([torch.randn(latent_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
 
 
-def _labels(loaded: LoadedGAN, y, n: int) -> torch.Tensor | None:
+def _labels(loaded: LoadedRun, y, n: int) -> torch.Tensor | None:
     if not loaded.conditional or y is None:
         return None
     y = int(y)
@@ -263,7 +239,7 @@ def _labels(loaded: LoadedGAN, y, n: int) -> torch.Tensor | None:
 
 
 @torch.inference_mode()
-def samples(loaded: LoadedGAN, n: int, seed: int = 0, y: int | None = None) -> np.ndarray:
+def samples(loaded: LoadedRun, n: int, seed: int = 0, y: int | None = None) -> np.ndarray:
     """n images (n, 28, 28) in [0, 1] from seeded codes z (of class y for a cGAN; all classes in turn when None)."""
     gen = torch.Generator().manual_seed(int(seed))
     z = torch.randn(n, loaded.latent_dim, generator=gen)
@@ -271,7 +247,7 @@ def samples(loaded: LoadedGAN, n: int, seed: int = 0, y: int | None = None) -> n
 
 
 @torch.inference_mode()
-def interpolation(loaded: LoadedGAN, seed0: int, seed1: int, steps: int = 10, method: str = "slerp",
+def interpolation(loaded: LoadedRun, seed0: int, seed1: int, steps: int = 10, method: str = "slerp",
                   y: int | None = None) -> np.ndarray:
     """Images (steps, 28, 28) along the path from the code of seed0 to that of seed1 (y fixed for a cGAN).
 
@@ -343,7 +319,7 @@ REFERENCE_IMAGES = 200  # real test images behind the reference distance when th
 
 
 @torch.inference_mode()
-def memorisation(loaded: LoadedGAN, dataset: Dataset, n: int = 8, seed: int = 0, judge=None) -> Memorisation:
+def memorisation(loaded: LoadedRun, dataset: Dataset, n: int = 8, seed: int = 0, judge=None) -> Memorisation:
     """n samples next to their nearest training images, with the L2 pixel distances.
 
     The reference is the same distance for real test images (the judge's nn_distance_real, the
@@ -418,13 +394,7 @@ class SlowMotion:
         if dataset is None:
             dataset = load_dataset(config["dataset"])
         dataset = dataset.only_classes(cfg.classes)
-        model = build_model(config["model"], config["model_config"])
-        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            raise RunError(f"checkpoint {path} does not fit model {config['model']!r}: {str(e).splitlines()[0]}") \
-                from None
+        model = model_from_tensors(path, header, tensors)
         self.model = model.train()
         self.trainer = AdversarialTrainer(model, dataset, cfg, torch.device("cpu"))
         self.trainer.load_state(header, tensors)

@@ -53,6 +53,10 @@ class LoadedRun:
         return bool(getattr(self.model, "conditional", False))
 
     @property
+    def num_classes(self) -> int:
+        return int(getattr(self.model, "num_classes", 10))
+
+    @property
     def kind(self) -> str:
         return getattr(self.model, "kind", "reconstruction")
 
@@ -66,16 +70,17 @@ class LoadedRun:
         return f"{self.run_id} ({self.model_name}, latent {self.latent_dim}, step {self.step:,})"
 
 
-def load_run(run: Run, step: int | None = None) -> LoadedRun:
+def load_run(run: Run, step: int | None = None, kind: str = "reconstruction") -> LoadedRun:
     """The run's model at `step` (default: the newest checkpoint that loads) on the CPU, in eval mode.
 
-    Raises RunError with what to do when the run has no usable checkpoint.
+    Raises RunError with what to do when the run has no usable checkpoint or its model is not of `kind`.
     """
     config = run.config
     model, header = run.load_model(step=step, device="cpu")
     model.eval()
-    if getattr(model, "kind", "reconstruction") != "reconstruction":
-        raise RunError(f"run {run.id} is a {config['model']} ({model.kind}); pick an autoencoder run")
+    if getattr(model, "kind", "reconstruction") != kind:
+        wanted = "an autoencoder" if kind == "reconstruction" else "a GAN"
+        raise RunError(f"run {run.id} is a {config['model']} ({model.kind}); pick {wanted} run")
     return LoadedRun(run.id, int(header["step"]), model, config, header, str(run.path), (int(header["step"]),))
 
 

@@ -218,16 +218,26 @@ def read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return header, tensors
 
 
+def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's state_dict among a checkpoint's tensors (stored under "model.")."""
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
 def load_model_from_checkpoint(path: Path, device: torch.device | str = "cpu"):
     """Rebuild the model a checkpoint describes and load its weights: (model, header)."""
+    header, tensors = read_checkpoint(path)
+    return model_from_tensors(path, header, tensors).to(device).eval(), header
+
+
+def model_from_tensors(path: Path, header: dict, tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The model a read checkpoint (header, tensors) describes, with its weights; RunError says what is wrong."""
     from engine.models import build_model
 
-    header, tensors = read_checkpoint(path)
     try:
         model = build_model(header["model"], header["model_config"])
     except (KeyError, TypeError, ValueError) as e:
         raise RunError(f"checkpoint {path} describes a model that cannot be built: {e}") from None
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = model_state(tensors)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -235,7 +245,7 @@ def load_model_from_checkpoint(path: Path, device: torch.device | str = "cpu"):
         raise RunError(f"checkpoint {path} does not fit model {header['model']!r}: {first}") from None
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise RunError(f"checkpoint {path} holds NaN or infinite weights (training diverged)")
-    return model.to(device).eval(), header
+    return model
 
 
 def load_optimizer_state(header: dict, tensors: dict[str, torch.Tensor], name: str) -> dict | None:

@@ -27,7 +27,8 @@ from engine.data import Dataset, check_dataset, load_dataset
 from engine.device import describe_device, resolve_device, set_cpu_threads
 from engine.models import build_model, get_model_class, make_config
 from engine.models.base import config_from_dict
-from engine.runs import Run, atomic_write_bytes, load_optimizer_state, process_start_time, read_checkpoint
+from engine.runs import (Run, atomic_write_bytes, load_optimizer_state, model_state, process_start_time,
+                         read_checkpoint)
 
 DEFAULT_EPOCHS = 10
 
@@ -134,10 +135,25 @@ def fixed_test_batch(dataset: Dataset, n: int = 16) -> torch.Tensor:
     return torch.tensor((first + rest)[:n], dtype=torch.long)
 
 
-class ReconstructionTrainer:
+class Trainer:
+    """What every family trainer may add to the generic loop; the defaults do nothing."""
+
+    def prepare(self, run: Run) -> None:
+        """Work before the clock starts (a GAN's first run on a dataset trains the judge)."""
+
+    def periodic_metrics(self, force: bool = False) -> dict:
+        """Scores to log on a line of their own beside a snapshot, when due (or now when forced)."""
+        return {}
+
+    def status_notes(self) -> dict:
+        """Fields for the final status.json (e.g. why a GAN has no judge scores)."""
+        return {}
+
+
+class ReconstructionTrainer(Trainer):
     """Adam on the model's own loss_step; snapshots of the fixed test batch's reconstructions."""
 
-    def __init__(self, model, dataset: Dataset, cfg: TrainConfig, device: torch.device):
+    def __init__(self, model, dataset: Dataset, cfg: TrainConfig, device: torch.device, runs_dir=None):
         self.model, self.cfg, self.device = model, cfg, device
         self.x_train = dataset.x_train.to(device)  # (N, 1, 28, 28), once
         self.y_train = dataset.y_train.to(device)
@@ -251,7 +267,7 @@ def fixed_noise(model, n: int, seed: int) -> torch.Tensor:
     return torch.randn(n, model.config.latent_dim, generator=gen).to(model.device)
 
 
-class AdversarialTrainer:
+class AdversarialTrainer(Trainer):
     """Two Adams (generator, discriminator); snapshots of samples from a fixed z; judge scores.
 
     One step is one discriminator (critic) update on a real batch; every n_critic-th step the
@@ -370,8 +386,18 @@ class AdversarialTrainer:
                 self.judge_error = f"the judge classifier could not be loaded: {e}"
         return self._judge or None
 
+    def prepare(self, run: Run) -> None:
+        if not self.cfg.judge:
+            return
+        run.set_status(state="running", phase="preparing the judge classifier (once per dataset)")
+        self.judge()
+        run.set_status(state="running", phase="training", judge_error=self.judge_error)
+
+    def status_notes(self) -> dict:
+        return {"judge_error": self.judge_error} if self.judge_error else {}
+
     @torch.inference_mode()
-    def judge_metrics(self, force: bool = False) -> dict:
+    def periodic_metrics(self, force: bool = False) -> dict:
         """Judge scores of samples from the fixed judge codes, every judge_every_s (or now when forced)."""
         if not (force or self._judge_clock.due(time.perf_counter())):
             return {}
@@ -493,10 +519,7 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
         set_cpu_threads(cfg.threads or None)
     dataset = load_dataset(config["dataset"]).only_classes(cfg.classes)
     model = build_model(config["model"], config["model_config"]).to(device).train()
-    if model.kind == "adversarial":
-        trainer = AdversarialTrainer(model, dataset, cfg, device, runs_dir=run.path.parent)
-    else:
-        trainer = TRAINERS[model.kind](model, dataset, cfg, device)
+    trainer = TRAINERS[model.kind](model, dataset, cfg, device, runs_dir=run.path.parent)
     run.set_status(device=describe_device(device), n_train=trainer.num_train)
 
     step, epoch, batch, elapsed_before = 0, 0, 0, 0.0  # batch: batches done in the current epoch
@@ -506,8 +529,7 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
             run.truncate_metrics(-1)
         else:
             header, tensors = read_checkpoint(ckpt)
-            state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-            model.load_state_dict(state)
+            model.load_state_dict(model_state(tensors))
             trainer.load_state(header, tensors)
             step, epoch, elapsed_before = header["step"], header["epoch"], header.get("elapsed", 0.0)
             batch = header.get("batch", 0)
@@ -526,9 +548,9 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
     def snapshot(force_judge: bool = False) -> None:
         for kind, png in trainer.snapshots().items():
             run.save_snapshot(png, step, kind)
-        judged = trainer.judge_metrics(force_judge) if hasattr(trainer, "judge_metrics") else {}
-        if judged:  # a line of its own: the judge's scores of the samples at this step
-            run.log({"step": step, "epoch": epoch, "elapsed": round(elapsed_now(), 3), **judged})
+        scores = trainer.periodic_metrics(force_judge)
+        if scores:  # a line of its own: e.g. the judge's scores of a GAN's samples at this step
+            run.log({"step": step, "epoch": epoch, "elapsed": round(elapsed(), 3), **scores})
 
     control_seen = [None]  # the control.json timestamp last applied
 
@@ -540,8 +562,8 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
             if applied:
                 run.set_status(state="running", control=applied)
 
-    clock_start = [time.perf_counter()]
-    elapsed_now = lambda: elapsed_before + time.perf_counter() - clock_start[0]  # noqa: E731
+    start = [time.perf_counter()]  # restarted once the trainer is prepared
+    elapsed = lambda: elapsed_before + time.perf_counter() - start[0]  # noqa: E731
 
     if not model.trainable:  # PCA: closed form, one "step"
         trainer.fit_closed_form()
@@ -549,13 +571,8 @@ def _train(run: Run, resume: bool, should_stop, on_log) -> dict:
         snapshot()
         return _finish(run, trainer, checkpoint, elapsed_before, step, epoch, on_log)
 
-    if hasattr(trainer, "judge") and cfg.judge:  # before the clock starts: the first GAN run trains the judge
-        run.set_status(state="running", phase="preparing the judge classifier (once per dataset)")
-        trainer.judge()
-        run.set_status(state="running", phase="training", judge_error=trainer.judge_error)
-    start = time.perf_counter()
-    elapsed = lambda: elapsed_before + time.perf_counter() - start  # noqa: E731
-    clock_start[0] = start
+    trainer.prepare(run)  # before the clock starts
+    start[0] = time.perf_counter()
     max_epochs = cfg.max_epochs
     n = trainer.num_train
     batches_per_epoch = max(1, n // cfg.batch_size + (1 if n % cfg.batch_size > 1 else 0))
@@ -646,7 +663,6 @@ def _finish(run: Run, trainer, checkpoint, elapsed: float, step: int, epoch: int
     run.log(record)
     if on_log:
         on_log(record)
-    notes = {"judge_error": trainer.judge_error} if getattr(trainer, "judge_error", None) else {}
     run.set_status(state="done", step=step, epoch=epoch, progress=1.0, final_metrics=metrics,
-                   finished_at=time.time(), error=None, **notes)
+                   finished_at=time.time(), error=None, **trainer.status_notes())
     return metrics

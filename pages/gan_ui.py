@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import gan_lab
+from engine.latent import LoadedRun
 from engine.runs import Run
 from pages import gan_charts
 from pages.common import ACTIVE, dataset_tensors, job_manager, query_value, read_image, safe_summary, set_query
@@ -20,11 +21,11 @@ SIGNATURE_KEY = "gan_signature"  # the GAN runs and states the page was drawn wi
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the generator…")
-def _gan_at(run_path: str, step: int, mtime: float) -> gan_lab.LoadedGAN:
+def _gan_at(run_path: str, step: int, mtime: float) -> LoadedRun:
     return gan_lab.load_gan(Run(run_path), step)
 
 
-def gan_at(run: Run, step: int | None = None) -> gan_lab.LoadedGAN:
+def gan_at(run: Run, step: int | None = None) -> LoadedRun:
     """The run's GAN at the checkpoint nearest `step` (the newest with None), loaded once per checkpoint file."""
     chosen, path = gan_lab.checkpoint_near(run, step)
     return _gan_at(str(run.path), chosen, path.stat().st_mtime)

@@ -15,6 +15,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
+def fresh_data_cache():
+    """Streamlit's st.cache_data emptied: cached dataset lists and images must not leak between page tests."""
+    import streamlit as st
+
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def fresh_caches(fresh_data_cache):
+    """st.cache_resource emptied too: runs are copied to new folders per test, and loaded models and maps
+    are keyed by path."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+
+
+@pytest.fixture
 def runs_dir(tmp_path, monkeypatch) -> Path:
     """An empty runs folder that the app, the CLI and JobManager() use (LATENT_LAB_RUNS)."""
     path = tmp_path / "runs"

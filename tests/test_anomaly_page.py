@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from engine import anomaly
@@ -24,10 +23,7 @@ from tests.apptest import render_page, texts
 
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_data_cache")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import shutil
 import time
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from engine.data import list_datasets
@@ -20,10 +19,7 @@ from tests.apptest import add_run, render_page, texts
 
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()  # the dataset list is cached for 30 s; tests change what is available
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_data_cache")
 
 
 def render(query: dict | None = None) -> AppTest:

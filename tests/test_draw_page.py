@@ -14,7 +14,6 @@ import shutil
 
 import numpy as np
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -26,10 +25,7 @@ from tests.apptest import render_page, texts
 
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_data_cache")
 
 
 def render(query: dict | None = None, state: dict | None = None) -> AppTest:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -28,11 +27,7 @@ from tests.apptest import (add_run, keyed_block, media_bytes, render_page, rerun
 KEYS = [f"explorer_c{i}" for i in range(MAX_SLIDERS)]
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()  # runs are copied to new folders per test; loaded models are keyed by path
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from engine import gan_lab
@@ -31,10 +30,7 @@ GANS = [name for name, cls in MODELS.items() if cls.kind == "adversarial"]
 FAST = {"epochs": 1, "threads": 1, "judge": False, "snapshot_every_s": 0.1, "checkpoint_every_s": 0.2}
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_data_cache")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from engine import maps
@@ -27,12 +26,7 @@ from tests.apptest import add_run, plotly_values, render_page, rerun, texts
 
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch):
-    monkeypatch.setenv("LATENT_LAB_UMAP_WARMUP", "0")  # no 30 s numba compile behind these tests
-    st.cache_data.clear()
-    st.cache_resource.clear()  # runs are copied to new folders per test; maps are keyed by path
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import time
 from dataclasses import asdict
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from engine.models import MODELS
@@ -21,10 +20,7 @@ from tests.test_transfer import repack, unpack
 RECONSTRUCTION = [name for name, cls in MODELS.items() if cls.kind == "reconstruction"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_data_cache")
 
 
 def train_page(query: dict | None = None) -> AppTest:

@@ -103,6 +103,22 @@ LAB_RUNS = {
 }
 
 
+def new_runs(server) -> list:
+    """Runs in a server's folder besides the lab's: those a test started from a page."""
+    from engine.runs import list_runs
+
+    return [r for r in list_runs(server.runs_dir) if r.id not in LAB_RUNS]
+
+
+def started_run(page, server, timeout_s: float = 60):
+    """The one run a page has just submitted, once its folder exists (the job manager writes it)."""
+    deadline = time.monotonic() + timeout_s
+    while not new_runs(server) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    (run,) = new_runs(server)
+    return run
+
+
 def _start_server(base: Path, runs_dir: Path) -> tuple[subprocess.Popen, str, Path]:
     log_path = base / "streamlit.log"
     port = _free_port()

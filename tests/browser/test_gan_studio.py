@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from engine.runs import FINISHED, list_runs
-from tests.browser.conftest import LAB_RUNS
+from engine.runs import FINISHED
+from tests.browser.conftest import new_runs, started_run
 from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
                                    wait_until_idle)
 
@@ -24,10 +24,6 @@ GRIDS = ".st-key-gan_timeline_grids"
 LOADED = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
 THUMB = ".st-key-gan_step input[type=range]"  # the select slider's focusable range input
 TRAIN_TIMEOUT_MS = 180_000  # worker start-up, the judge's training (once per runs folder), 5 s of GAN, the judging
-
-
-def new_runs(server) -> list:
-    return [r for r in list_runs(server.runs_dir) if r.id not in LAB_RUNS]
 
 
 def url_step(page) -> int | None:
@@ -48,10 +44,7 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
     expect(seconds).to_have_value("60", timeout=30_000)
     seconds.fill("5")
     page.get_by_role("button", name="Start training").click()
-    deadline = time.monotonic() + 60
-    while not new_runs(lab_server) and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    (run,) = new_runs(lab_server)
+    run = started_run(page, lab_server)
     try:
         panel = page.locator(PANEL)
         expect(panel).to_contain_text(run.id, timeout=30_000)

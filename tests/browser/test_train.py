@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 import zipfile
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from engine.runs import list_runs
 from engine.transfer import import_run
-from tests.browser.conftest import LAB_RUNS
+from tests.browser.conftest import new_runs, started_run
 from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, images_loaded, open_page, \
     wait_until_idle
 
@@ -25,10 +23,6 @@ pytestmark = pytest.mark.browser
 
 PANEL = ".st-key-run_panel"
 TRAIN_TIMEOUT_MS = 120_000  # worker start-up, 3 s of training, the final evaluation, on a busy 2-core machine
-
-
-def new_runs(server) -> list:
-    return [r for r in list_runs(server.runs_dir) if r.id not in LAB_RUNS]
 
 
 def choose(page, multiselect, option: str) -> None:
@@ -63,10 +57,7 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
     page.get_by_role("spinbutton", name="seconds", exact=True).fill("3")
     page.get_by_role("button", name="Start training").click()
 
-    deadline = time.monotonic() + 60
-    while not new_runs(lab_server) and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    (run,) = new_runs(lab_server)
+    run = started_run(page, lab_server)
     try:
         panel = page.locator(PANEL)
         expect(panel).to_contain_text(run.id, timeout=30_000)  # the new run is the one shown live
