@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import zipfile
 
 import pytest
@@ -81,7 +82,11 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
         chart = charts.filter(has_text="dense-ae")
         expect(chart).to_have_count(1, timeout=30_000)
         legend = chart.locator(".legendtext")  # one entry per run (its two curves share it)
-        assert sorted(legend.all_text_contents()) == sorted([run.id, "dense-ae"])
+        wanted = sorted([run.id, "dense-ae"])
+        deadline = time.monotonic() + 30  # a stale chart of an earlier choice can match for a moment
+        while sorted(legend.all_text_contents()) != wanted and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        assert sorted(legend.all_text_contents()) == wanted
         assert re.search(rf"compare={re.escape(run.id)}(%2C|,)dense-ae", page.url), page.url
         page.get_by_text("Against seconds of training").click()
         expect(page.get_by_role("switch", name="Against seconds of training")).to_be_checked()
