@@ -116,9 +116,12 @@ if ids:
 runs_table()  # drawn even without runs: its 2-s poll notices the first one
 
 st.subheader("Compare runs")
+# Set the widget's state only when it must change (first view; a chosen run deleted): a value set on every run
+# would be sent back to the browser each time and overwrite a choice made while that run was in flight.
 if st.session_state.get("train_compare") is None:
     st.session_state["train_compare"] = [i for i in st.query_params.get("compare", "").split(",") if i in ids]
-st.session_state["train_compare"] = [i for i in st.session_state["train_compare"] if i in ids]
+elif any(i not in ids for i in st.session_state["train_compare"]):
+    st.session_state["train_compare"] = [i for i in st.session_state["train_compare"] if i in ids]
 
 
 def compare_panel() -> None:

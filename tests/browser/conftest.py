@@ -198,25 +198,56 @@ def browser():
             browser.close()
 
 
-def _new_page(browser):
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so a page fixture can tell that its test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _save_failure(page, name: str) -> None:
+    """test-results/NAME.png and NAME.html: what the page showed when its test failed."""
+    out = ROOT / "test-results"
+    out.mkdir(exist_ok=True)
+    try:
+        page.screenshot(path=str(out / f"{name}.png"), full_page=True, timeout=10_000)
+        (out / f"{name}.html").write_text(page.content())
+    except Exception as e:  # noqa: BLE001 — the test's own failure is the one to report
+        print(f"could not save the failed page {name}: {e}")
+    else:
+        print(f"the failed page: {out / name}.png and .html")
+
+
+# shown(selector): the matching elements a user sees. Streamlit keeps a keyed element that moved during a run
+# mounted but hidden (display: none, data-retained) beside its new copy, so querySelectorAll can find both.
+SHOWN_JS = "window.shown = sel => [...document.querySelectorAll(sel)].filter(e => e.getClientRects().length > 0);"
+
+
+def _new_page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(SHOWN_JS)
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.console_errors = []
     page.on("pageerror", lambda e: page.console_errors.append(str(e)))
     try:
         yield page
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            _save_failure(page, request.node.name)
     finally:
         context.close()
 
 
 @pytest.fixture
-def page(browser, app_server):
-    """A fresh browser page (1280×900) on app_server; console errors are collected in page.console_errors."""
-    yield from _new_page(browser)
+def page(browser, app_server, request):
+    """A fresh browser page (1280×900) on app_server; console errors are collected in page.console_errors.
+    When its test fails, the page is saved to test-results/ (a screenshot and the DOM)."""
+    yield from _new_page(browser, request)
 
 
 @pytest.fixture
-def lab_page(browser, lab_server):
+def lab_page(browser, lab_server, request):
     """A fresh browser page (1280×900) for lab_server (the server with trained LAB_RUNS)."""
-    yield from _new_page(browser)
+    yield from _new_page(browser, request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,12 +15,27 @@ def expect(locator):
     return pw_expect(locator)
 
 
-def wait_until_idle(page, timeout_ms: int = 30_000, title: str | None = None) -> None:
-    """The app is drawn (with an h1 containing `title`, when given) and no script run is in flight."""
+# Streamlit marks its root element with the script's state (notRunning, running, rerunRequested, ...) and the
+# connection's. Its "Running..." widget is no signal: it appears only after a run has lasted 500 ms.
+_IDLE = """quiet => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const now = performance.now();
+    if (!app || app.dataset.testConnectionState !== 'CONNECTED' || app.dataset.testScriptState !== 'notRunning') {
+        window.__latentLabBusy = now;
+        return false;
+    }
+    return now - window.__latentLabBusy >= quiet;
+}"""
+
+
+def wait_until_idle(page, timeout_ms: int = 30_000, title: str | None = None, quiet_ms: int = 300) -> None:
+    """The app is drawn (with an h1 containing `title`, when given) and no script run has been in flight
+    for `quiet_ms`: a rerun asked for by the last click or key press has had time to start and finish."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     if title:
         expect(page.locator("h1").first).to_contain_text(title, timeout=timeout_ms)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="hidden", timeout=timeout_ms)
+    page.evaluate("() => { window.__latentLabBusy = performance.now(); }")
+    page.wait_for_function(_IDLE, arg=quiet_ms, polling=50, timeout=timeout_ms)
 
 
 def open_page(page, url: str, title: str, timeout_ms: int = 90_000) -> None:
@@ -34,8 +50,15 @@ def assert_no_exception(page) -> None:
     assert exceptions.count() == 0, exceptions.first.inner_text()
 
 
-def images_loaded(locator) -> bool:
-    return locator.evaluate_all("imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)")
+def images_loaded(locator, timeout_ms: int = 30_000) -> bool:
+    """Whether every image under `locator` (at least one) has loaded, waiting up to `timeout_ms` for it:
+    a new image's bytes arrive after the run that shows it."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        done = locator.evaluate_all("imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)")
+        if done or time.monotonic() > deadline:
+            return done
+        time.sleep(0.1)
 
 
 def full_page_screenshot(page, name: str) -> Path:
@@ -52,3 +75,18 @@ def full_page_screenshot(page, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def fill_and_submit(page, values: dict[str, str], button: str = "Start training") -> None:
+    """Type each value into the form's number input of that name, then press the form's button.
+
+    Each input is committed (Tab: it loses focus) before the click, and the click waits for an idle page,
+    so it never lands while a rerun redraws the form under the pointer.
+    """
+    for name, value in values.items():
+        field = page.get_by_role("spinbutton", name=name, exact=True)
+        field.fill(value)
+        field.press("Tab")
+        expect(field).to_have_value(value)
+    wait_until_idle(page)
+    page.get_by_role("button", name=button).click()

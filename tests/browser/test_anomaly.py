@@ -21,7 +21,7 @@ WAIT_MS = 60_000  # a busy machine takes a while to load the widgets' code after
 
 def metric_value(page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label)
-    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return box.locator('[data-testid="stMetricValue"]:visible').inner_text().strip()
 
 
 def tau_in_url(page) -> float:
@@ -40,7 +40,7 @@ def test_anomaly_page_scores_and_thresholds(lab_page, lab_server):
     expect(page.locator('[data-testid="stMetric"]')).to_have_count(4, timeout=WAIT_MS)
     auroc = float(metric_value(page, "AUROC"))
     assert 0.8 < auroc <= 1.0, auroc  # conv_ae, 8 epochs on zeros: well above chance
-    assert page.locator(".js-plotly-plot").count() == 2  # histograms and ROC curve
+    assert page.locator(".js-plotly-plot:visible").count() == 2  # histograms and ROC curve
     summary = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Normal:")
     expect(summary).to_contain_text("Normal: 0 ·", timeout=WAIT_MS)
 
@@ -54,7 +54,7 @@ def test_anomaly_page_scores_and_thresholds(lab_page, lab_server):
         page.wait_for_timeout(150)
     wait_until_idle(page)
     expect(page.locator('[data-testid="stMetric"]').filter(has_text="Recall")
-           .locator('[data-testid="stMetricValue"]')).not_to_have_text(before["Recall"], timeout=WAIT_MS)
+           .locator('[data-testid="stMetricValue"]:visible')).not_to_have_text(before["Recall"], timeout=WAIT_MS)
     after = {k: metric_value(page, k) for k in before}
     assert float(after["Recall"].rstrip("%")) < float(before["Recall"].rstrip("%")), (before, after)
     assert float(after["False positive rate"].rstrip("%")) <= float(before["False positive rate"].rstrip("%"))
@@ -65,7 +65,7 @@ def test_anomaly_page_scores_and_thresholds(lab_page, lab_server):
 
     # The examples: (x, x̂) pairs with their class and score, most anomalous first.
     examples = page.locator('[data-testid="stTabs"] [data-testid="stImage"] img')
-    page.wait_for_function("n => document.querySelectorAll(n).length > 0",
+    page.wait_for_function("n => shown(n).length > 0",
                            arg='[data-testid="stTabs"] [data-testid="stImage"] img')
     assert images_loaded(examples.filter(visible=True))
     expect(page.get_by_text(re.compile(r"· s = 0\.\d{4}")).first).to_be_visible(timeout=WAIT_MS)

@@ -36,7 +36,7 @@ def stroke(page, points: list[tuple[float, float]]) -> None:
 
 def shown_images(page) -> list[str]:
     """The src of every image the panel shows (Streamlit serves each new image under a new media URL)."""
-    imgs = page.locator('[data-testid="stImage"] img')
+    imgs = page.locator('[data-testid="stImage"] img:visible')
     return [imgs.nth(i).get_attribute("src") for i in range(imgs.count())]
 
 
@@ -47,7 +47,7 @@ def wait_for_new_result(page, before: list[str]) -> list[str]:
     """
     page.wait_for_function(
         """before => {
-            const now = [...document.querySelectorAll('[data-testid="stImage"] img')].map(i => i.src);
+            const now = [...shown('[data-testid="stImage"] img')].map(i => i.src);
             return now.length >= 5 && (before.length === 0 || now[0] !== before[0]);
         }""", arg=before, timeout=RESULT_TIMEOUT_MS)
     wait_until_idle(page)
@@ -59,11 +59,11 @@ def image_pixels(page, index: int) -> str:
 
     (Fetching the media URL again can race a rerun, which frees replaced media files.)
     """
-    page.wait_for_function("i => { const im = document.querySelectorAll('[data-testid=\"stImage\"] img')[i];"
+    page.wait_for_function("i => { const im = shown('[data-testid=\"stImage\"] img')[i];"
                            " return im && im.complete && im.naturalWidth > 0; }", arg=index,
                            timeout=RESULT_TIMEOUT_MS)
     return page.evaluate("""i => {
-        const im = document.querySelectorAll('[data-testid="stImage"] img')[i];
+        const im = shown('[data-testid="stImage"] img')[i];
         const c = document.createElement('canvas');
         c.width = im.naturalWidth; c.height = im.naturalHeight;
         c.getContext('2d').drawImage(im, 0, 0);
@@ -90,7 +90,7 @@ def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
     expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("Looks like")
     expect(page.get_by_text("Anomaly score (MSE)")).to_be_visible()
     # the code z, the score histogram (plotly's script loads lazily: slow on a busy machine)
-    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
+    expect(page.locator(".js-plotly-plot:visible")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
     assert_no_exception(page)
 
     # a "0" over it: the input, the reconstruction and the rest all change with the drawing
@@ -116,5 +116,6 @@ def test_a_link_restores_two_models_and_a_test_digit(lab_page, lab_server):
     expect(page.get_by_text("Test image 5 · label")).to_be_visible()
     # the input, then x, x̂ and |x − x̂| for each model, then the neighbours
     expect(page.locator('[data-testid="stImage"] img')).to_have_count(1 + 3 * 2 + 1, timeout=RESULT_TIMEOUT_MS)
-    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)  # the code z, the histogram
+    # the code z, the histogram
+    expect(page.locator(".js-plotly-plot:visible")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
     assert_no_exception(page)

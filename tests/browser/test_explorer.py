@@ -15,9 +15,9 @@ from tests.browser.helpers import (assert_no_exception, expect, full_page_screen
 pytestmark = pytest.mark.browser
 
 DECODED = ".st-key-explorer_decoded img"
-LOADED = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
+LOADED = "sel => [...shown(sel)].every(i => i.complete && i.naturalWidth > 0)"
 THUMB = ".st-key-explorer_c{} input[type=range]"  # the slider thumb's focusable range input (react-aria)
-SRC_CHANGED = "([sel, old]) => { const img = document.querySelector(sel); return img && img.src !== old; }"
+SRC_CHANGED = "([sel, old]) => { const img = shown(sel)[0]; return img && img.src !== old; }"
 
 
 def open_explorer(page, server, query: str) -> None:

@@ -19,7 +19,7 @@ CANVAS = ".st-key-toy_canvas canvas.upper-canvas"  # fabric.js's top layer takes
 WAIT_MS = 60_000  # a busy 2-core machine: first draws, and frames while other tests run
 # A trace's coordinates as plotted ([xs, ys]); plotly keeps numpy arrays as typed arrays (dtype + base64).
 TRACE = """([sel, name]) => {
-    const gd = document.querySelector(sel);
+    const gd = shown(sel)[0];
     const t = gd && gd.data && gd.data.find(d => d.name === name);
     if (!t) return null;
     const types = {f4: Float32Array, f8: Float64Array};
@@ -42,8 +42,8 @@ def wait_until_moved(page, before: list[list[float]]) -> None:
 
 
 def step_metric(page):
-    metric = page.locator(".st-key-toy_metrics [data-testid='stMetric']").filter(has_text="Step")
-    return metric.locator("[data-testid='stMetricValue']")
+    metric = page.locator(".st-key-toy_metrics [data-testid='stMetric']:visible").filter(has_text="Step")
+    return metric.locator("[data-testid='stMetricValue']:visible")
 
 
 def step_count(page) -> int:
@@ -52,7 +52,7 @@ def step_count(page) -> int:
 
 def wait_for_step(page, at_least: int) -> None:
     page.wait_for_function(
-        """n => { const m = [...document.querySelectorAll(".st-key-toy_metrics [data-testid='stMetric']")]
+        """n => { const m = [...shown(".st-key-toy_metrics [data-testid='stMetric']")]
                  .find(e => e.innerText.includes('Step'));
                  const value = m && m.querySelector("[data-testid='stMetricValue']").innerText;
                  return value && parseInt(value.replace(/,/g, '')) >= n; }""",

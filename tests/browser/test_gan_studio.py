@@ -14,14 +14,14 @@ import pytest
 
 from engine.runs import FINISHED
 from tests.browser.conftest import new_runs, started_run
-from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
-                                   wait_until_idle)
+from tests.browser.helpers import (assert_no_exception, expect, fill_and_submit, full_page_screenshot, images_loaded,
+                                   open_page, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
 PANEL = ".st-key-run_panel"
 GRIDS = ".st-key-gan_timeline_grids"
-LOADED = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
+LOADED = "sel => [...shown(sel)].every(i => i.complete && i.naturalWidth > 0)"
 THUMB = ".st-key-gan_step input[type=range]"  # the select slider's focusable range input
 TRAIN_TIMEOUT_MS = 180_000  # worker start-up, the judge's training (once per runs folder), 5 s of GAN, the judging
 
@@ -42,8 +42,7 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
     page.locator("summary", has_text="Start a GAN run").click()
     seconds = page.get_by_role("spinbutton", name="seconds", exact=True)
     expect(seconds).to_have_value("60", timeout=30_000)
-    seconds.fill("5")
-    page.get_by_role("button", name="Start training").click()
+    fill_and_submit(page, {"seconds": "5"})
     run = started_run(page, lab_server)
     try:
         panel = page.locator(PANEL)
@@ -92,7 +91,7 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
         expect(slowmo).to_contain_text("+ 0 D and 0 G updates", timeout=60_000)
         page.get_by_role("button", name="Step D", exact=True).click()
         expect(slowmo).to_contain_text("+ 1 D and 0 G updates", timeout=30_000)
-        expect(slowmo.locator(".js-plotly-plot")).to_be_visible()
+        expect(slowmo.locator(".js-plotly-plot:visible")).to_be_visible()
         wait_until_idle(page)
         page.wait_for_function(LOADED, arg=f"{GRIDS} img")
         assert images_loaded(grids.locator("img")) and images_loaded(slowmo.locator("img"))

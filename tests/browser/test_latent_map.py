@@ -18,8 +18,14 @@ pytestmark = pytest.mark.browser
 SCATTER = ".st-key-map_scatter .js-plotly-plot"
 REPLAY = ".st-key-map_replay .js-plotly-plot"
 PANEL = ".st-key-map_selection"
-LOADED = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
+LOADED = "sel => [...shown(sel)].every(i => i.complete && i.naturalWidth > 0)"
 UMAP_TIMEOUT_MS = 300_000  # numba compiles UMAP once per server (~30 s alone; minutes on a busy 2-core box)
+
+
+def shown_plot(page, selector: str):
+    """The plot a user sees (not a hidden copy Streamlit keeps of a moved element)."""
+    return page.locator(selector).filter(visible=True)
+
 
 # The most isolated marker of the class traces, in viewport pixels: a click there hits that marker only.
 # l2p maps data to pixels inside the axis; _offset is the axis' start inside the figure.
@@ -61,8 +67,8 @@ def hover_isolated_marker(page, timeout_s: float = 30.0) -> dict:
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        expect(page.locator(SCATTER)).to_have_count(1)  # React may hold the old plot a moment
-        scatter = page.locator(SCATTER)
+        expect(shown_plot(page, SCATTER)).to_have_count(1)  # React may hold the old plot a moment
+        scatter = shown_plot(page, SCATTER)
         target = scatter.evaluate(ISOLATED_POINT)
         page.mouse.move(target["x"] - 8, target["y"] - 8)
         page.mouse.move(target["x"], target["y"], steps=2)
@@ -78,11 +84,11 @@ def hover_isolated_marker(page, timeout_s: float = 30.0) -> dict:
 def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
     page = lab_page
     open_page(page, f"{lab_server.url}/latent_map?run=conv-ae", "Latent map")
-    expect(page.locator(SCATTER)).to_be_visible(timeout=60_000)  # a map at once: PCA while UMAP compiles or computes
+    expect(shown_plot(page, SCATTER)).to_be_visible(timeout=60_000)  # at once: PCA while UMAP compiles or computes
     expect(page.get_by_text("showing the PCA map meanwhile")).to_have_count(0, timeout=UMAP_TIMEOUT_MS)
     wait_until_idle(page)
     assert_no_exception(page)
-    expect(page.locator(f"{SCATTER} .gtitle")).to_contain_text("UMAP of 1,000 test codes")
+    expect(shown_plot(page, SCATTER).locator(".gtitle")).to_contain_text("UMAP of 1,000 test codes")
     assert re.search(r"[?&]method=umap\b", page.url) and re.search(r"[?&]run=conv-ae\b", page.url), page.url
     expect(page.locator(PANEL)).to_contain_text("Select a point")
     expect(page.locator(PANEL)).to_contain_text("on the UMAP map")
@@ -102,9 +108,9 @@ def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
     assert_no_exception(page)
 
     # a box around the middle of one class's markers: a group, its class counts and a grid of its images
-    expect(page.locator(SCATTER)).to_have_count(1)
-    box = page.locator(SCATTER).evaluate(CLASS_CENTRE)
-    page.locator(f"{SCATTER} .modebar-btn[data-title='Box Select']").click()
+    expect(shown_plot(page, SCATTER)).to_have_count(1)
+    box = shown_plot(page, SCATTER).evaluate(CLASS_CENTRE)
+    shown_plot(page, SCATTER).locator(".modebar-btn[data-title='Box Select']").click()
     page.mouse.move(box["x"] - 30, box["y"] - 30)
     page.mouse.down()
     page.mouse.move(box["x"], box["y"], steps=5)
@@ -118,7 +124,7 @@ def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
     assert_no_exception(page)
 
     # the replay over checkpoints: several frames, and Play moves the slider along them
-    replay = page.locator(REPLAY)
+    replay = shown_plot(page, REPLAY)
     replay.scroll_into_view_if_needed()
     frames = replay.evaluate("gd => (gd._transitionData && gd._transitionData._frames || []).length")
     assert frames >= 2, frames
@@ -131,7 +137,7 @@ def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
                            arg=[replay.element_handle(), frames], timeout=60_000)
     assert_no_exception(page)
 
-    page.locator(SCATTER).first.scroll_into_view_if_needed()
+    shown_plot(page, SCATTER).first.scroll_into_view_if_needed()
     shot = full_page_screenshot(page, "latent_map")
     assert shot.stat().st_size > 50_000
     assert not page.console_errors, page.console_errors

@@ -18,9 +18,9 @@ SLOW_MS = 60_000  # first draws on a busy 2-core machine: PCA fits, model loads,
 
 NOISY = ".st-key-noise_out_noisy img"
 CELL_IMAGES = "[class*='st-key-noise_out_'] img"
-ALL_LOADED = "sel => { const imgs = [...document.querySelectorAll(sel)]; " \
+ALL_LOADED = "sel => { const imgs = [...shown(sel)]; " \
              "return imgs.length === 5 && imgs.every(i => i.complete && i.naturalWidth > 0); }"
-SRC_CHANGED = "([sel, old]) => { const img = document.querySelector(sel); return img && img.src !== old; }"
+SRC_CHANGED = "([sel, old]) => { const img = shown(sel)[0]; return img && img.src !== old; }"
 CELLS = ("noisy", "dn", "ae", "pca")
 
 
@@ -28,7 +28,7 @@ def psnr_values(page) -> dict[str, float]:
     """The PSNR (dB) shown under the noisy image and under each model's output."""
     out = {}
     for name in CELLS:
-        text = page.locator(f".st-key-noise_out_{name} [data-testid='stMetricValue']").inner_text()
+        text = page.locator(f".st-key-noise_out_{name} [data-testid='stMetricValue']:visible").inner_text()
         out[name] = float(text.split()[0])
     return out
 
@@ -40,7 +40,7 @@ def test_the_noise_level_changes_the_noisy_image_and_the_psnrs(lab_page, lab_ser
     for name in ("clean", *CELLS):
         expect(page.locator(f".st-key-noise_out_{name} img")).to_be_visible(timeout=SLOW_MS)
     page.wait_for_function(ALL_LOADED, arg=CELL_IMAGES)
-    chart = page.locator(".st-key-noise_chart .js-plotly-plot")
+    chart = page.locator(".st-key-noise_chart .js-plotly-plot:visible")
     expect(chart).to_be_visible(timeout=SLOW_MS)
     expect(chart.locator(".legendtext")).to_have_count(4)  # three models and the noisy input
     before_src = page.locator(NOISY).get_attribute("src")
@@ -68,7 +68,7 @@ def test_the_noise_level_changes_the_noisy_image_and_the_psnrs(lab_page, lab_ser
     for _ in range(4):
         thumb.press("ArrowLeft")
     expect(thumb).to_have_value("0.4")
-    expect(page.locator(".st-key-noise_out_noisy [data-testid='stMetricValue']")).to_have_text(
+    expect(page.locator(".st-key-noise_out_noisy [data-testid='stMetricValue']:visible")).to_have_text(
         f"{before['noisy']:.1f} dB", timeout=SLOW_MS)
     wait_until_idle(page)
     assert psnr_values(page) == before  # the same seed: the same noise, the same outputs

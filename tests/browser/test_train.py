@@ -17,8 +17,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from engine.transfer import import_run
 from tests.browser.conftest import new_runs, started_run
-from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, images_loaded, open_page, \
-    wait_until_idle
+from tests.browser.helpers import (assert_no_exception, expect, fill_and_submit, full_page_screenshot, images_loaded,
+                                   open_page, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -54,9 +54,7 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
 
     latent = page.get_by_role("spinbutton", name="latent_dim", exact=True)
     expect(latent).to_have_value("32", timeout=30_000)  # the config's default (input widgets load lazily)
-    latent.fill("16")
-    page.get_by_role("spinbutton", name="seconds", exact=True).fill("3")
-    page.get_by_role("button", name="Start training").click()
+    fill_and_submit(page, {"latent_dim": "16", "seconds": "3"})
 
     run = started_run(page, lab_server)
     try:
@@ -67,18 +65,18 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
         assert config["model"] == "ae" and config["model_config"]["latent_dim"] == 16
         assert config["train"]["seconds"] == 3.0 and run.status()["state"] == "done"
         assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
-        page.wait_for_function("n => document.querySelectorAll(n).length >= 2", arg=f"{PANEL} img")
+        page.wait_for_function("n => shown(n).length >= 2", arg=f"{PANEL} img")
         assert images_loaded(panel.locator("img"))
         # the run's loss curve; while the panel's fragment reruns, a stale chart can sit beside the new one
-        expect(panel.locator(".js-plotly-plot").first).to_be_visible()
-        expect(panel.locator(".js-plotly-plot")).to_have_count(1, timeout=30_000)
+        expect(panel.locator(".js-plotly-plot:visible").first).to_be_visible()
+        expect(panel.locator(".js-plotly-plot:visible")).to_have_count(1, timeout=30_000)
 
         # overlay the new run on a lab run
         overlay = page.locator(".st-key-train_compare")
         for rid in (run.id, "dense-ae"):
             choose(page, overlay, rid)
         # while a fragment reruns, the old chart stays on the page until the new one replaces it: pick by content
-        charts = page.locator(".st-key-train_compare_chart .js-plotly-plot")
+        charts = page.locator(".st-key-train_compare_chart .js-plotly-plot:visible")
         chart = charts.filter(has_text="dense-ae")
         expect(chart).to_have_count(1, timeout=30_000)
         legend = chart.locator(".legendtext")  # one entry per run (its two curves share it)
