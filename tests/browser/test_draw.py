@@ -115,7 +115,8 @@ def test_a_link_restores_two_models_and_a_test_digit(lab_page, lab_server):
     expect(runs).to_contain_text("dense-ae")
     expect(page.get_by_text("Test image 5 · label")).to_be_visible()
     # the input, then x, x̂ and |x − x̂| for each model, then the neighbours
-    expect(page.locator('[data-testid="stImage"] img')).to_have_count(1 + 3 * 2 + 1, timeout=RESULT_TIMEOUT_MS)
+    expect(page.locator('[data-testid="stImage"] img:visible')).to_have_count(1 + 3 * 2 + 1,
+                                                                        timeout=RESULT_TIMEOUT_MS)
     # the code z, the histogram
     expect(page.locator(".js-plotly-plot:visible")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
     assert_no_exception(page)

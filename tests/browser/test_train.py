@@ -67,7 +67,7 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
         assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
         page.wait_for_function("n => shown(n).length >= 2", arg=f"{PANEL} img")
         assert images_loaded(panel.locator("img"))
-        # the run's loss curve; while the panel's fragment reruns, a stale chart can sit beside the new one
+        # the run's loss curve, once (:visible: not a hidden copy Streamlit keeps of an element that moved)
         expect(panel.locator(".js-plotly-plot:visible").first).to_be_visible()
         expect(panel.locator(".js-plotly-plot:visible")).to_have_count(1, timeout=30_000)
 
@@ -75,7 +75,7 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
         overlay = page.locator(".st-key-train_compare")
         for rid in (run.id, "dense-ae"):
             choose(page, overlay, rid)
-        # while a fragment reruns, the old chart stays on the page until the new one replaces it: pick by content
+        # until the fragment's rerun ends, the chart of the earlier choice can still be shown: pick by content
         charts = page.locator(".st-key-train_compare_chart .js-plotly-plot:visible")
         chart = charts.filter(has_text="dense-ae")
         expect(chart).to_have_count(1, timeout=30_000)
