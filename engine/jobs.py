@@ -30,6 +30,7 @@ PROJECT_ROOT = Path(engine.__file__).resolve().parent.parent
 CANCEL_GRACE_S = 1.5  # a worker checks its cancel file every 0.2 s; after this it gets SIGTERM
 KILL_GRACE_S = 3.0  # … and after this, SIGKILL
 RESUMABLE = ("interrupted", "cancelled", "failed")
+UNFINISHED = ("queued", "running")  # the states only a worker (or its end) moves on from
 
 # "Train a starter model": a conv autoencoder that is useful within seconds on a laptop CPU.
 STARTER = {"model": "conv_ae", "model_config": {"latent_dim": 32}, "train": {"seconds": 15.0}}
@@ -191,12 +192,14 @@ class JobManager:
         env = {**os.environ, "LATENT_LAB_THREADS": str(threads),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
         cmd = [sys.executable, "-m", "engine", "worker", str(run.path)] + (["--resume"] if resume else [])
+        run.set_status(only_if=("queued",), resume=False, error=None, threads=threads)
         with open(run.path / "worker.log", "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     cwd=PROJECT_ROOT, env=env, start_new_session=True)
         self._procs[run.id] = proc
-        run.set_status(state="running", pid=proc.pid, pid_start=process_start_time(proc.pid), resume=False,
-                       error=None, threads=threads)
+        # The worker writes "running" and its pid too, and may already be further on (even done): only over
+        # "queued", so this never sets a finished run back to running.
+        run.set_status(only_if=("queued",), state="running", pid=proc.pid, pid_start=process_start_time(proc.pid))
 
     def _reap(self) -> None:
         for rid, proc in list(self._procs.items()):
@@ -210,16 +213,17 @@ class JobManager:
             if not (path / "config.json").exists():
                 continue  # deleted meanwhile
             run = Run(path)
-            if run.status()["state"] not in ("running", "queued"):
+            if run.status()["state"] not in UNFINISHED:
                 continue  # the worker wrote its own final state
             if cancel_asked:
                 run.clear_cancel()
-                run.set_status(state="cancelled", error=None)
+                run.set_status(only_if=UNFINISHED, state="cancelled", error=None)
             elif rc < 0:
-                run.set_status(state="interrupted", error=f"the worker was killed by signal "
+                run.set_status(only_if=UNFINISHED, state="interrupted", error=f"the worker was killed by signal "
                                f"{signal.Signals(-rc).name}; resume continues from the last checkpoint")
             else:
-                run.set_status(state="failed", error=f"the worker exited with code {rc}:\n{_log_tail(run)}")
+                run.set_status(only_if=UNFINISHED, state="failed",
+                               error=f"the worker exited with code {rc}:\n{_log_tail(run)}")
 
     def _enforce_cancel(self, rid: str, pid: int | None, pid_start: str | None, proc=None) -> None:
         asked = self._cancel_at.get(rid)

@@ -26,8 +26,6 @@ instead of training its own.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import math
 import os
@@ -45,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.runs import Run, RunError, default_runs_dir, read_checkpoint
+from engine.runs import Run, RunError, default_runs_dir, file_lock, read_checkpoint
 
 JUDGE_DIRNAME = ".judges"
 JUDGE_MODEL = "judge"  # the "model" field of a judge's config.json and checkpoint header
@@ -324,19 +322,10 @@ def judge_path(dataset_name: str, runs_dir=None) -> Path:
     return runs_dir / JUDGE_DIRNAME / _safe_name(dataset_name)
 
 
-@contextlib.contextmanager
 def _locked(path: Path):
-    """An exclusive fcntl lock on PATH.lock (beside the judge folder) for the duration of the block.
-
-    flock conflicts between open file descriptions, so it serialises threads of one process too.
-    """
+    """An exclusive lock on PATH.lock, beside the judge folder, for the duration of a block."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f"{path.name}.lock", "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return file_lock(path.parent / f"{path.name}.lock")
 
 
 def _judgeable(dataset) -> bool:

@@ -16,6 +16,7 @@ Loading validates everything and raises RunError with a message, never unpickles
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so writers are not serialised there
+    fcntl = None
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -38,6 +43,7 @@ import engine
 FORMAT_VERSION = 1
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINISHED = ("done", "failed", "cancelled", "interrupted")
+STATUS_LOCK = ".status.lock"  # in the run folder: held while status.json is read and rewritten
 CHECKPOINT_MAGIC = "latent-lab-checkpoint"
 MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -73,6 +79,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive flock on the file `path` (created if missing; its folder must exist) for the block.
+
+    flock conflicts between open file descriptions, so it serialises the threads of one process as well
+    as processes.
+    """
+    with open(path, "a+") as f:
+        if fcntl is not None:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def atomic_write_json(path: Path, obj) -> None:
@@ -452,17 +475,26 @@ class Run:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def set_status(self, **fields) -> dict:
-        """Merge `fields` into status.json (atomically). Only the run's one writer calls this."""
-        try:
-            status = read_json(self.path / "status.json")
-        except RunError:
-            status = {}
-        status.update(fields, updated_at=time.time())
-        if status.get("state") not in STATES:
-            raise RunError(f"unknown run state {status.get('state')!r}; one of {', '.join(STATES)}")
-        atomic_write_json(self.path / "status.json", status)
-        return status
+    def set_status(self, only_if: tuple[str, ...] | None = None, **fields) -> dict:
+        """Merge `fields` into status.json, atomically and under the run's lock file.
+
+        The worker and the job manager both write the status: the lock keeps one from writing back what
+        it read before the other's write. With `only_if`, the fields are merged only while the state is
+        one of those (e.g. the manager's "running" only over "queued", never over the worker's "done").
+        Returns the status as it is now.
+        """
+        with file_lock(self.path / STATUS_LOCK):
+            try:
+                status = read_json(self.path / "status.json")
+            except RunError:
+                status = {}
+            if only_if is not None and status.get("state") not in only_if:
+                return status
+            status.update(fields, updated_at=time.time())
+            if status.get("state") not in STATES:
+                raise RunError(f"unknown run state {status.get('state')!r}; one of {', '.join(STATES)}")
+            atomic_write_json(self.path / "status.json", status)
+            return status
 
     def log(self, record: dict) -> None:
         """Append one JSON line to metrics.jsonl (flushed, so readers see it at once)."""
@@ -514,8 +546,7 @@ class Run:
             ckpt = self.latest_checkpoint()
             note = (f"the worker stopped without finishing; resume continues from the checkpoint at step "
                     f"{step_of(ckpt)}" if ckpt else "the worker stopped before its first checkpoint")
-            self.set_status(state="interrupted", error=note)
-            return "interrupted"
+            return self.set_status(only_if=("running",), state="interrupted", error=note)["state"]
         return status["state"]
 
     def delete(self) -> None:

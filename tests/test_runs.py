@@ -53,6 +53,32 @@ def test_status_updates_merge_and_reject_unknown_states(run):
         run.set_status(state="exploded")
 
 
+def test_a_conditional_status_update_never_moves_a_run_back(run):
+    """The job manager's "running" goes only over "queued": a worker that is already done stays done."""
+    run.set_status(state="done", device="cpu", step=128)
+    now = run.set_status(only_if=("queued",), state="running", pid=12345)
+    assert now["state"] == "done" and "pid" not in now
+    assert run.status() == now
+    assert run.set_status(only_if=("done",), note="kept")["note"] == "kept"
+
+
+def test_status_writers_in_parallel_lose_nothing(run):
+    """Two writers (the worker and the job manager) merge into status.json: each one's fields survive."""
+    import threading
+
+    def write(prefix: str) -> None:
+        for i in range(60):
+            run.set_status(**{f"{prefix}{i}": i})
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    status = run.status()
+    assert all(status.get(f"{p}{i}") == i for p in ("a", "b") for i in range(60))
+
+
 def test_metrics_skip_a_torn_last_line(run):
     run.log({"step": 1, "train/loss": 0.5})
     run.log({"step": 2, "train/loss": 0.4})
