@@ -31,6 +31,7 @@ from engine import noise as noise_lib
 from engine.data import Dataset
 from engine.latent import as_batch
 from engine.models.base import IMAGE_PIXELS
+from engine.runs import ACTIVE
 
 # ---------------------------------------------------------------------------------------------
 # the Noise lab
@@ -145,7 +146,6 @@ CURVE_MODELS = ("linear_ae", "ae", "conv_ae")  # runs that give points on the ch
 # at 3e-3 matches PCA's error at latent 64 after 1,500 steps (1e-3: 17 % worse; 1e-2 diverges there).
 SWEEP_TRAIN = {"linear_ae": {"seconds": 12.0, "threads": 1, "lr": 1e-2},
                "ae": {"seconds": 12.0, "threads": 1, "lr": 3e-3}}
-ACTIVE_STATES = ("queued", "running")
 
 
 @torch.no_grad()  # not inference_mode: the model's buffers must stay usable outside it
@@ -262,7 +262,7 @@ def sweep_rows(runs: Iterable, dataset: str, models: Iterable[str] = CURVE_MODEL
 def missing_sweep(rows: list[dict], latent_dims: Iterable[int] = SWEEP_LATENT_DIMS,
                   models: Iterable[str] = SWEEP_MODELS) -> list[tuple[str, int]]:
     """(model, latent_dim) pairs of the sweep with no run that is done or on its way."""
-    have = {(r["model"], r["latent_dim"]) for r in rows if r["state"] == "done" or r["state"] in ACTIVE_STATES}
+    have = {(r["model"], r["latent_dim"]) for r in rows if r["state"] == "done" or r["state"] in ACTIVE}
     return [(m, int(k)) for m in models for k in latent_dims if (m, int(k)) not in have]
 
 

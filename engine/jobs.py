@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import engine
-from engine.runs import FINISHED, Run, RunError, default_runs_dir, find_run, list_runs, process_alive, \
+from engine.runs import ACTIVE, FINISHED, Run, RunError, default_runs_dir, find_run, list_runs, process_alive, \
     process_start_time
 from engine.train import make_run_config
 
@@ -30,7 +30,6 @@ PROJECT_ROOT = Path(engine.__file__).resolve().parent.parent
 CANCEL_GRACE_S = 1.5  # a worker checks its cancel file every 0.2 s; after this it gets SIGTERM
 KILL_GRACE_S = 3.0  # … and after this, SIGKILL
 RESUMABLE = ("interrupted", "cancelled", "failed")
-UNFINISHED = ("queued", "running")  # the states only a worker (or its end) moves on from
 
 # "Train a starter model": a conv autoencoder that is useful within seconds on a laptop CPU.
 STARTER = {"model": "conv_ae", "model_config": {"latent_dim": 32}, "train": {"seconds": 15.0}}
@@ -213,16 +212,16 @@ class JobManager:
             if not (path / "config.json").exists():
                 continue  # deleted meanwhile
             run = Run(path)
-            if run.status()["state"] not in UNFINISHED:
+            if run.status()["state"] not in ACTIVE:
                 continue  # the worker wrote its own final state
             if cancel_asked:
                 run.clear_cancel()
-                run.set_status(only_if=UNFINISHED, state="cancelled", error=None)
+                run.set_status(only_if=ACTIVE, state="cancelled", error=None)
             elif rc < 0:
-                run.set_status(only_if=UNFINISHED, state="interrupted", error=f"the worker was killed by signal "
+                run.set_status(only_if=ACTIVE, state="interrupted", error=f"the worker was killed by signal "
                                f"{signal.Signals(-rc).name}; resume continues from the last checkpoint")
             else:
-                run.set_status(only_if=UNFINISHED, state="failed",
+                run.set_status(only_if=ACTIVE, state="failed",
                                error=f"the worker exited with code {rc}:\n{_log_tail(run)}")
 
     def _enforce_cancel(self, rid: str, pid: int | None, pid_start: str | None, proc=None) -> None:

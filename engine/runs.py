@@ -43,6 +43,7 @@ import engine
 FORMAT_VERSION = 1
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINISHED = ("done", "failed", "cancelled", "interrupted")
+ACTIVE = ("queued", "running")  # the states a run leaves only through its worker (or the worker's end)
 STATUS_LOCK = ".status.lock"  # in the run folder: held while status.json is read and rewritten
 CHECKPOINT_MAGIC = "latent-lab-checkpoint"
 MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024

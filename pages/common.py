@@ -30,7 +30,6 @@ STARTER_SECONDS_ENV = "LATENT_LAB_STARTER_SECONDS"
 STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/directions_run:",
                "done": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:",
                "interrupted": ":material/warning:"}
-ACTIVE = ("queued", "running")
 
 
 # -- shared objects --------------------------------------------------------------------------------

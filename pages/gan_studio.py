@@ -11,9 +11,9 @@ import streamlit as st
 
 from engine import gan_lab
 from engine.models import MODELS
-from engine.runs import Run
+from engine.runs import ACTIVE, Run
 from pages import gan_charts, gan_ui
-from pages.common import (ACTIVE, ensure_app, explain, job_manager, new_run_form, safe_summary,
+from pages.common import (ensure_app, explain, job_manager, new_run_form, safe_summary,
                           selected_dataset, set_query, starter_seconds)
 from pages.runs_ui import ERRORS, live_run_panel, signature
 

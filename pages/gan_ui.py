@@ -9,9 +9,9 @@ import streamlit as st
 
 from engine import gan_lab
 from engine.latent import LoadedRun
-from engine.runs import Run
+from engine.runs import ACTIVE, Run
 from pages import gan_charts
-from pages.common import ACTIVE, dataset_tensors, job_manager, query_value, read_image, safe_summary, set_query
+from pages.common import dataset_tensors, job_manager, query_value, read_image, safe_summary, set_query
 from pages.runs_ui import ERRORS, fmt, signature
 
 SIGNATURE_KEY = "gan_signature"  # the GAN runs and states the page was drawn with

@@ -9,8 +9,9 @@ import streamlit as st
 
 from engine import compare
 from engine.images import image_png
+from engine.runs import ACTIVE
 from engine.train import fixed_test_batch
-from pages.common import (ensure_app, ACTIVE, dataset_tensors, explain, job_manager, loaded_run, pick_run, query_value,
+from pages.common import (ensure_app, dataset_tensors, explain, job_manager, loaded_run, pick_run, query_value,
                           usable_dataset, set_query, usable_runs)
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)

@@ -9,8 +9,8 @@ import streamlit as st
 
 from engine.gan_lab import is_gan_config
 from engine.jobs import RESUMABLE
-from engine.runs import Run, RunError
-from pages.common import (ACTIVE, GALLERY_COLUMNS, job_manager, loss_figure, read_image, run_row, safe_summary,
+from engine.runs import ACTIVE, Run, RunError
+from pages.common import (GALLERY_COLUMNS, job_manager, loss_figure, read_image, run_row, safe_summary,
                           state_icon)
 
 SIGNATURE_KEY = "runs_signature"

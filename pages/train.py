@@ -9,9 +9,9 @@ from functools import partial
 import streamlit as st
 
 from engine.models import MODELS
-from engine.runs import Run
+from engine.runs import ACTIVE, Run
 from engine.transfer import MAX_IMPORT_BYTES, export_filename, export_run, import_run
-from pages.common import (ACTIVE, compare_figure, ensure_app, explain, job_manager, new_run_form, query_value,
+from pages.common import (compare_figure, ensure_app, explain, job_manager, new_run_form, query_value,
                           set_query)
 from pages.runs_ui import ERRORS, live_run_panel, run_summaries, runs_table
 

@@ -28,6 +28,12 @@ _IDLE = """quiet => {
 }"""
 
 
+# Page-side waits over the shown elements (shown(): tests/browser/conftest.py) of a CSS selector:
+# every image has loaded; the first image has a new src.
+LOADED = "sel => [...shown(sel)].every(i => i.complete && i.naturalWidth > 0)"
+SRC_CHANGED = "([sel, old]) => { const img = shown(sel)[0]; return img && img.src !== old; }"
+
+
 def wait_until_idle(page, timeout_ms: int = 30_000, title: str | None = None, quiet_ms: int = 300) -> None:
     """The app is drawn (with an h1 containing `title`, when given) and no script run has been in flight
     for `quiet_ms`: a rerun asked for by the last click or key press has had time to start and finish."""

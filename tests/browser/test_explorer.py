@@ -9,15 +9,13 @@ import re
 
 import pytest
 
-from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
-                                   wait_until_idle)
+from tests.browser.helpers import (LOADED, SRC_CHANGED, assert_no_exception, expect, full_page_screenshot,
+                                   images_loaded, open_page, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
 DECODED = ".st-key-explorer_decoded img"
-LOADED = "sel => [...shown(sel)].every(i => i.complete && i.naturalWidth > 0)"
 THUMB = ".st-key-explorer_c{} input[type=range]"  # the slider thumb's focusable range input (react-aria)
-SRC_CHANGED = "([sel, old]) => { const img = shown(sel)[0]; return img && img.src !== old; }"
 
 
 def open_explorer(page, server, query: str) -> None:

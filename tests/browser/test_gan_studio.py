@@ -14,14 +14,13 @@ import pytest
 
 from engine.runs import FINISHED
 from tests.browser.conftest import new_runs, started_run
-from tests.browser.helpers import (assert_no_exception, expect, fill_and_submit, full_page_screenshot, images_loaded,
-                                   open_page, wait_until_idle)
+from tests.browser.helpers import (LOADED, assert_no_exception, expect, fill_and_submit, full_page_screenshot,
+                                   images_loaded, open_page, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
 PANEL = ".st-key-run_panel"
 GRIDS = ".st-key-gan_timeline_grids"
-LOADED = "sel => [...shown(sel)].every(i => i.complete && i.naturalWidth > 0)"
 THUMB = ".st-key-gan_step input[type=range]"  # the select slider's focusable range input
 TRAIN_TIMEOUT_MS = 180_000  # worker start-up, the judge's training (once per runs folder), 5 s of GAN, the judging
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
+from tests.browser.helpers import (LOADED, assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
                                    wait_until_idle)
 
 pytestmark = pytest.mark.browser
@@ -18,7 +18,6 @@ pytestmark = pytest.mark.browser
 SCATTER = ".st-key-map_scatter .js-plotly-plot"
 REPLAY = ".st-key-map_replay .js-plotly-plot"
 PANEL = ".st-key-map_selection"
-LOADED = "sel => [...shown(sel)].every(i => i.complete && i.naturalWidth > 0)"
 UMAP_TIMEOUT_MS = 300_000  # numba compiles UMAP once per server (~30 s alone; minutes on a busy 2-core box)
 
 

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, open_page, wait_until_idle
+from tests.browser.helpers import (SRC_CHANGED, assert_no_exception, expect, full_page_screenshot, open_page,
+                                   wait_until_idle)
 
 pytestmark = pytest.mark.browser
 SLOW_MS = 60_000  # first draws on a busy 2-core machine: PCA fits, model loads, plotly
@@ -20,7 +21,6 @@ NOISY = ".st-key-noise_out_noisy img"
 CELL_IMAGES = "[class*='st-key-noise_out_'] img"
 ALL_LOADED = "sel => { const imgs = [...shown(sel)]; " \
              "return imgs.length === 5 && imgs.every(i => i.complete && i.naturalWidth > 0); }"
-SRC_CHANGED = "([sel, old]) => { const img = shown(sel)[0]; return img && img.src !== old; }"
 CELLS = ("noisy", "dn", "ae", "pca")
 
 
