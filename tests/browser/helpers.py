@@ -34,6 +34,13 @@ LOADED = "sel => [...shown(sel)].every(i => i.complete && i.naturalWidth > 0)"
 SRC_CHANGED = "([sel, old]) => { const img = shown(sel)[0]; return img && img.src !== old; }"
 
 
+def seen(root, selector: str, **kwargs):
+    """The elements of `selector` under `root` (a page or a locator) that a user sees. When a keyed element moves
+    during a run, Streamlit keeps the old copy mounted but hidden (display: none, data-retained) until the run ends;
+    a plain locator finds both, and Playwright's strict mode refuses it."""
+    return root.locator(selector, **kwargs).filter(visible=True)
+
+
 def wait_until_idle(page, timeout_ms: int = 30_000, title: str | None = None, quiet_ms: int = 300) -> None:
     """The app is drawn (with an h1 containing `title`, when given) and no script run has been in flight
     for `quiet_ms`: a rerun asked for by the last click or key press has had time to start and finish."""

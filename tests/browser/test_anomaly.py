@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
+from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page, seen,
                                    wait_until_idle)
 
 pytestmark = pytest.mark.browser
@@ -20,7 +20,7 @@ WAIT_MS = 60_000  # a busy machine takes a while to load the widgets' code after
 
 
 def metric_value(page, label: str) -> str:
-    box = page.locator('[data-testid="stMetric"]').filter(has_text=label)
+    box = seen(page, '[data-testid="stMetric"]').filter(has_text=label)
     return box.locator('[data-testid="stMetricValue"]:visible').inner_text().strip()
 
 
@@ -37,11 +37,11 @@ def test_anomaly_page_scores_and_thresholds(lab_page, lab_server):
     expect(page.get_by_text("Dataset", exact=True).first).to_be_visible(timeout=WAIT_MS)  # app.py's sidebar ran
     expect(page.get_by_text("One-class run")).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_text("ROC curve · AUROC")).to_be_visible(timeout=WAIT_MS)  # the ROC chart's title
-    expect(page.locator('[data-testid="stMetric"]')).to_have_count(4, timeout=WAIT_MS)
+    expect(seen(page, '[data-testid="stMetric"]')).to_have_count(4, timeout=WAIT_MS)
     auroc = float(metric_value(page, "AUROC"))
     assert 0.8 < auroc <= 1.0, auroc  # conv_ae, 8 epochs on zeros: well above chance
-    assert page.locator(".js-plotly-plot:visible").count() == 2  # histograms and ROC curve
-    summary = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Normal:")
+    assert seen(page, ".js-plotly-plot:visible").count() == 2  # histograms and ROC curve
+    summary = seen(page, '[data-testid="stMarkdownContainer"]').filter(has_text="Normal:")
     expect(summary).to_contain_text("Normal: 0 ·", timeout=WAIT_MS)
 
     # Raise τ with the keyboard: fewer images flagged, so recall falls and the link follows.
@@ -53,7 +53,7 @@ def test_anomaly_page_scores_and_thresholds(lab_page, lab_server):
         thumb.press("ArrowRight")
         page.wait_for_timeout(150)
     wait_until_idle(page)
-    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Recall")
+    expect(seen(page, '[data-testid="stMetric"]').filter(has_text="Recall")
            .locator('[data-testid="stMetricValue"]:visible')).not_to_have_text(before["Recall"], timeout=WAIT_MS)
     after = {k: metric_value(page, k) for k in before}
     assert float(after["Recall"].rstrip("%")) < float(before["Recall"].rstrip("%")), (before, after)
@@ -64,7 +64,7 @@ def test_anomaly_page_scores_and_thresholds(lab_page, lab_server):
     assert_no_exception(page)
 
     # The examples: (x, x̂) pairs with their class and score, most anomalous first.
-    examples = page.locator('[data-testid="stTabs"] [data-testid="stImage"] img')
+    examples = seen(page, '[data-testid="stTabs"] [data-testid="stImage"] img')
     page.wait_for_function("n => shown(n).length > 0",
                            arg='[data-testid="stTabs"] [data-testid="stImage"] img')
     assert images_loaded(examples.filter(visible=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import _serve
-from tests.browser.helpers import assert_no_exception, expect, open_page
+from tests.browser.helpers import assert_no_exception, expect, open_page, seen
 
 pytestmark = pytest.mark.browser
 
@@ -26,12 +26,12 @@ def test_a_deep_link_on_a_fresh_server_gets_the_whole_app(browser, fresh_server)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         open_page(page, f"{fresh_server.url}/draw?run=no-such-run", "Draw")
-        nav = page.locator('[data-testid="stSidebarNav"]')
+        nav = seen(page, '[data-testid="stSidebarNav"]')
         expect(nav).to_contain_text("Latent explorer")
         for stray in ("common", "runs_ui", "latent_map"):  # file names: the classic folder menu
             expect(nav).not_to_contain_text(stray)
-        expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("Dataset")
-        assert page.locator("h1").count() == 1  # the page is drawn once, not twice
+        expect(seen(page, '[data-testid="stSidebar"]')).to_contain_text("Dataset")
+        assert seen(page, "h1").count() == 1  # the page is drawn once, not twice
         assert "/draw" in page.url
         assert_no_exception(page)
     finally:

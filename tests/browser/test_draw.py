@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
+from tests.browser.helpers import (assert_no_exception, expect, full_page_screenshot, images_loaded, open_page, seen,
                                    wait_until_idle)
 
 pytestmark = pytest.mark.browser
@@ -25,7 +25,7 @@ def stroke(page, points: list[tuple[float, float]]) -> None:
     The canvas is a Streamlit v2 component, drawn in the page itself (no iframe), so its bounding
     box is in page coordinates, which page.mouse uses.
     """
-    box = page.locator(CANVAS).bounding_box()
+    box = seen(page, CANVAS).bounding_box()
     assert box and box["width"] >= 250, f"the canvas is not fully visible: {box}"
     page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
     page.mouse.down()
@@ -36,7 +36,7 @@ def stroke(page, points: list[tuple[float, float]]) -> None:
 
 def shown_images(page) -> list[str]:
     """The src of every image the panel shows (Streamlit serves each new image under a new media URL)."""
-    imgs = page.locator('[data-testid="stImage"] img:visible')
+    imgs = seen(page, '[data-testid="stImage"] img:visible')
     return [imgs.nth(i).get_attribute("src") for i in range(imgs.count())]
 
 
@@ -78,7 +78,7 @@ def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
     open_page(page, lab_server.url, "Latent Lab")
     open_page(page, f"{lab_server.url}/draw?run=conv-ae", "Draw")
     expect(page.get_by_text("Draw a digit in the black square")).to_be_visible()
-    expect(page.locator(".st-key-draw_runs")).to_contain_text("conv-ae")
+    expect(seen(page, ".st-key-draw_runs")).to_contain_text("conv-ae")
     assert not shown_images(page)
 
     # a "1": one vertical stroke
@@ -86,11 +86,11 @@ def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
     first = wait_for_new_result(page, [])
     first_input, first_x_hat, first_error = (image_pixels(page, i) for i in (0, 2, 3))
     assert len(first) == 5  # the 28×28 input; x, x̂ and |x − x̂| of the model; the nearest training images
-    assert images_loaded(page.locator('[data-testid="stImage"] img'))
-    expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("Looks like")
+    assert images_loaded(seen(page, '[data-testid="stImage"] img'))
+    expect(seen(page, '[data-testid="stMetric"]').first).to_contain_text("Looks like")
     expect(page.get_by_text("Anomaly score (MSE)")).to_be_visible()
     # the code z, the score histogram (plotly's script loads lazily: slow on a busy machine)
-    expect(page.locator(".js-plotly-plot:visible")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
+    expect(seen(page, ".js-plotly-plot:visible")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
     assert_no_exception(page)
 
     # a "0" over it: the input, the reconstruction and the rest all change with the drawing
@@ -110,13 +110,13 @@ def test_a_link_restores_two_models_and_a_test_digit(lab_page, lab_server):
     page = lab_page
     open_page(page, lab_server.url, "Latent Lab")
     open_page(page, f"{lab_server.url}/draw?run=conv-ae,dense-ae&input=test&image=5", "Draw")
-    runs = page.locator(".st-key-draw_runs")
+    runs = seen(page, ".st-key-draw_runs")
     expect(runs).to_contain_text("conv-ae")
     expect(runs).to_contain_text("dense-ae")
     expect(page.get_by_text("Test image 5 · label")).to_be_visible()
     # the input, then x, x̂ and |x − x̂| for each model, then the neighbours
-    expect(page.locator('[data-testid="stImage"] img:visible')).to_have_count(1 + 3 * 2 + 1,
+    expect(seen(page, '[data-testid="stImage"] img:visible')).to_have_count(1 + 3 * 2 + 1,
                                                                         timeout=RESULT_TIMEOUT_MS)
     # the code z, the histogram
-    expect(page.locator(".js-plotly-plot:visible")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
+    expect(seen(page, ".js-plotly-plot:visible")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
     assert_no_exception(page)

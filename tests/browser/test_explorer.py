@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.browser.helpers import (LOADED, SRC_CHANGED, assert_no_exception, expect, full_page_screenshot,
-                                   images_loaded, open_page, wait_until_idle)
+                                   images_loaded, open_page, seen, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -23,10 +23,10 @@ def open_explorer(page, server, query: str) -> None:
     # a deep link went through app.py (ensure_app): its navigation and sidebar, not pages/ served alone
     expect(page.get_by_role("link", name="Latent explorer")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Device:")).to_be_visible()
-    expect(page.locator(DECODED)).to_be_visible(timeout=60_000)
+    expect(seen(page, DECODED)).to_be_visible(timeout=60_000)
     # The samples are drawn last: wait for the first run to end before interacting. Keys pressed while
     # a fresh server's first full run still goes can be lost (the slider shows 0.5, x̂ stays at 0.1).
-    expect(page.locator(".st-key-explorer_samples img")).to_be_visible(timeout=60_000)
+    expect(seen(page, ".st-key-explorer_samples img")).to_be_visible(timeout=60_000)
     wait_until_idle(page)
 
 
@@ -34,14 +34,14 @@ def test_a_slider_redraws_the_decoded_image(lab_page, lab_server):
     page = lab_page
     open_explorer(page, lab_server, "run=conv-ae&image=3")
     expect(page.get_by_text("start: test image 3")).to_be_visible()  # the link's start image
-    sliders = page.locator(".st-key-explorer_c0, .st-key-explorer_c1, .st-key-explorer_c2, .st-key-explorer_c3, "
+    sliders = seen(page, ".st-key-explorer_c0, .st-key-explorer_c1, .st-key-explorer_c2, .st-key-explorer_c3, "
                            ".st-key-explorer_c4, .st-key-explorer_c5, .st-key-explorer_c6, .st-key-explorer_c7")
     expect(sliders).to_have_count(8)  # latent_dim 32: the 8 principal directions
     expect(sliders.first).to_contain_text("direction 1")
-    expect(page.locator(DECODED)).to_be_visible()
-    before = page.locator(DECODED).get_attribute("src")
+    expect(seen(page, DECODED)).to_be_visible()
+    before = seen(page, DECODED).get_attribute("src")
 
-    thumb = page.locator(THUMB.format(0))
+    thumb = seen(page, THUMB.format(0))
     thumb.focus()
     for _ in range(5):
         thumb.press("ArrowRight")  # one step (0.1 σ) and one fragment rerun per press
@@ -51,14 +51,14 @@ def test_a_slider_redraws_the_decoded_image(lab_page, lab_server):
     wait_until_idle(page)
     assert_no_exception(page)
     page.wait_for_function(LOADED, arg=DECODED)
-    assert images_loaded(page.locator(DECODED))
+    assert images_loaded(seen(page, DECODED))
 
     # a second move keeps answering, and the other panels are still there
-    after = page.locator(DECODED).get_attribute("src")
-    page.locator(THUMB.format(1)).press("ArrowLeft")
+    after = seen(page, DECODED).get_attribute("src")
+    seen(page, THUMB.format(1)).press("ArrowLeft")
     page.wait_for_function(SRC_CHANGED, arg=[DECODED, after])
     for key in ("explorer_strip_linear", "explorer_strip_slerp", "explorer_arith_result", "explorer_samples"):
-        expect(page.locator(f".st-key-{key} img")).to_be_visible()
+        expect(seen(page, f".st-key-{key} img")).to_be_visible()
     page.evaluate("document.activeElement.blur()")
     wait_until_idle(page)
     assert_no_exception(page)
@@ -74,15 +74,15 @@ def test_a_2d_vae_shows_its_manifold(lab_page, lab_server):
     open_explorer(page, lab_server, "run=vae-2d&z=1,-1")
     # the panels below the sliders draw later in the same run: give a loaded machine time
     expect(page.get_by_role("heading", name="The 2-D manifold")).to_be_visible(timeout=60_000)
-    manifold = page.locator(".st-key-explorer_manifold img")
+    manifold = seen(page, ".st-key-explorer_manifold img")
     expect(manifold).to_be_visible(timeout=60_000)
     page.wait_for_function(LOADED, arg=".st-key-explorer_manifold img")
     assert images_loaded(manifold)
     assert manifold.evaluate("img => img.naturalWidth") >= 15 * 28  # a 15×15 grid of digits
     expect(page.get_by_role("heading", name="Samples from the prior")).to_be_visible()
-    expect(page.locator(THUMB.format(0))).to_have_value("1")  # from ?z=
-    expect(page.locator(THUMB.format(1))).to_have_value("-1")
-    samples = page.locator(".st-key-explorer_samples img")
+    expect(seen(page, THUMB.format(0))).to_have_value("1")  # from ?z=
+    expect(seen(page, THUMB.format(1))).to_have_value("-1")
+    samples = seen(page, ".st-key-explorer_samples img")
     before = samples.get_attribute("src")
     page.get_by_role("button", name="New samples").click()
     page.wait_for_function(SRC_CHANGED, arg=[".st-key-explorer_samples img", before])

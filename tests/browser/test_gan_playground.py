@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, open_page, wait_until_idle
+from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, open_page, seen, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +42,7 @@ def wait_until_moved(page, before: list[list[float]]) -> None:
 
 
 def step_metric(page):
-    metric = page.locator(".st-key-toy_metrics [data-testid='stMetric']:visible").filter(has_text="Step")
+    metric = seen(page, ".st-key-toy_metrics [data-testid='stMetric']:visible").filter(has_text="Step")
     return metric.locator("[data-testid='stMetricValue']:visible")
 
 
@@ -60,7 +60,7 @@ def wait_for_step(page, at_least: int) -> None:
 
 
 def choose(page, key: str, option: str) -> None:
-    page.locator(f".st-key-{key}").click()
+    seen(page, f".st-key-{key}").click()
     page.get_by_role("option", name=option, exact=True).click()
     wait_until_idle(page, WAIT_MS)
 
@@ -69,7 +69,7 @@ def test_play_pause_step_and_switch(page, app_server):
     # The server must have run app.py once before a deep link is routed through st.navigation.
     open_page(page, app_server.url, "Latent Lab")
     open_page(page, f"{app_server.url}/gan_playground", "2-D GAN playground")
-    expect(page.locator(PLANE)).to_be_visible(timeout=WAIT_MS)
+    expect(seen(page, PLANE)).to_be_visible(timeout=WAIT_MS)
     assert step_count(page) == 0
     expect(page).to_have_url(re.compile(r"[?&]dist=ring\b"))
     expect(page).to_have_url(re.compile(r"[?&]loss=non_saturating\b"))
@@ -123,7 +123,7 @@ def test_draw_points_and_learn_them(page, app_server):
     open_page(page, app_server.url, "Latent Lab")
     open_page(page, f"{app_server.url}/gan_playground?dist=points", "2-D GAN playground")
     expect(page.get_by_text("Click in the square to place at least 5 points")).to_be_visible(timeout=WAIT_MS)
-    canvas = page.locator(CANVAS)
+    canvas = seen(page, CANVAS)
     expect(canvas).to_be_visible(timeout=WAIT_MS)
     clicks = [(60, 60), (240, 60), (150, 150), (60, 240), (240, 240), (150, 40)]
     for i, (x, y) in enumerate(clicks, 1):
@@ -134,10 +134,10 @@ def test_draw_points_and_learn_them(page, app_server):
         if i < 5:
             expect(page.get_by_text(f"place at least 5 points (there {'is' if i == 1 else 'are'} {i})")
                    ).to_be_visible(timeout=WAIT_MS)
-            assert page.locator(PLANE).count() == 0  # nothing to learn yet
+            assert seen(page, PLANE).count() == 0  # nothing to learn yet
         wait_until_idle(page, WAIT_MS)
     expect(page.get_by_text("Learning your 6 points")).to_be_visible(timeout=WAIT_MS)
-    expect(page.locator(PLANE)).to_be_visible(timeout=WAIT_MS)
+    expect(seen(page, PLANE)).to_be_visible(timeout=WAIT_MS)
     # the real points sit around the clicks: (60, 60) px on a 300 px square is (−1.2, 1.2)
     reals = trace(page, "real x")
     near = sum(1 for x, y in zip(*reals) if abs(x + 1.2) < 0.3 and abs(y - 1.2) < 0.3)

@@ -15,7 +15,7 @@ import pytest
 from engine.runs import FINISHED
 from tests.browser.conftest import new_runs, started_run
 from tests.browser.helpers import (LOADED, assert_no_exception, expect, fill_and_submit, full_page_screenshot,
-                                   images_loaded, open_page, wait_until_idle)
+                                   images_loaded, open_page, seen, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -38,13 +38,13 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
     assert not new_runs(lab_server)
 
     # the form: the dense GAN (the first in the registry) for 5 seconds
-    page.locator("summary", has_text="Start a GAN run").click()
+    seen(page, "summary", has_text="Start a GAN run").click()
     seconds = page.get_by_role("spinbutton", name="seconds", exact=True)
     expect(seconds).to_have_value("60", timeout=30_000)
     fill_and_submit(page, {"seconds": "5"})
     run = started_run(page, lab_server)
     try:
-        panel = page.locator(PANEL)
+        panel = seen(page, PANEL)
         expect(panel).to_contain_text(run.id, timeout=30_000)
         expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
         assert run.config["model"] == "gan" and run.config["train"]["seconds"] == 5.0
@@ -55,9 +55,9 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
         assert len(steps) >= 3, steps
 
         # scrub: the first snapshot, then one on; the grid, the link and the chart's line follow
-        grids = page.locator(GRIDS)
+        grids = seen(page, GRIDS)
         expect(grids.locator("img").first).to_be_visible(timeout=30_000)
-        thumb = page.locator(THUMB)
+        thumb = seen(page, THUMB)
         thumb.focus()
         thumb.press("Home")
         page.wait_for_function("() => /[?&]step=0(&|$)/.test(location.search)", timeout=30_000)
@@ -86,7 +86,7 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
         # slow motion: load the checkpoint nearest the step, take one discriminator step
         page.get_by_role("tab", name="Slow motion").click()
         page.get_by_role("button", name="Load checkpoint").click()
-        slowmo = page.locator(".st-key-gan_slowmo_panel")
+        slowmo = seen(page, ".st-key-gan_slowmo_panel")
         expect(slowmo).to_contain_text("+ 0 D and 0 G updates", timeout=60_000)
         page.get_by_role("button", name="Step D", exact=True).click()
         expect(slowmo).to_contain_text("+ 1 D and 0 G updates", timeout=30_000)
@@ -97,7 +97,7 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
         assert_no_exception(page)
         assert not page.console_errors, page.console_errors
 
-        page.locator("summary", has_text="Start a GAN run").click()  # fold the form away: the page fits the picture
+        seen(page, "summary", has_text="Start a GAN run").click()  # fold the form away: the page fits the picture
         expect(page.get_by_role("button", name="Start training")).to_be_hidden()
         page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")  # from the top
         shot = full_page_screenshot(page, "gan_studio")

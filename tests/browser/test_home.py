@@ -12,7 +12,7 @@ import pytest
 
 from engine.runs import list_runs
 from tests.browser import helpers
-from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, images_loaded
+from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, images_loaded, seen
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def test_home_trains_a_starter_model(page, app_server):
     expect(page.get_by_text("Device:")).to_be_visible()
 
     page.get_by_role("button", name="Train a starter model").click()
-    panel = page.locator(PANEL)
+    panel = seen(page, PANEL)
     expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
     (run,) = list_runs(app_server.runs_dir)
     assert run.status()["state"] == "done"
@@ -60,8 +60,8 @@ def test_a_link_restores_the_run(page, app_server):
         pytest.skip("needs the run that test_home_trains_a_starter_model made")
     page.goto(f"{app_server.url}/?run={runs[0].id}")
     wait_until_idle(page, 60_000)
-    expect(page.locator(PANEL)).to_contain_text(runs[0].id)
-    expect(page.locator(PANEL)).to_contain_text("State: done")
+    expect(seen(page, PANEL)).to_contain_text(runs[0].id)
+    expect(seen(page, PANEL)).to_contain_text("State: done")
     page.goto(f"{app_server.url}/?run=no-such-run")
     wait_until_idle(page, 60_000)
     expect(page.get_by_text("There is no run 'no-such-run'")).to_be_visible()
@@ -73,7 +73,7 @@ def test_cancel_resume_delete(page, app_server):
     wait_until_idle(page, 60_000)
     before = {r.id for r in list_runs(app_server.runs_dir)}
     page.get_by_role("button", name="Train a starter model").click()
-    panel = page.locator(PANEL)
+    panel = seen(page, PANEL)
     panel.get_by_role("button", name="Cancel").click()  # enabled while queued or running
     expect(panel).to_contain_text("State: cancelled", timeout=30_000)
     (run,) = [r for r in list_runs(app_server.runs_dir) if r.id not in before]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.browser.helpers import (LOADED, assert_no_exception, expect, full_page_screenshot, images_loaded, open_page,
-                                   wait_until_idle)
+                                   seen, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -19,11 +19,6 @@ SCATTER = ".st-key-map_scatter .js-plotly-plot"
 REPLAY = ".st-key-map_replay .js-plotly-plot"
 PANEL = ".st-key-map_selection"
 UMAP_TIMEOUT_MS = 300_000  # numba compiles UMAP once per server (~30 s alone; minutes on a busy 2-core box)
-
-
-def shown_plot(page, selector: str):
-    """The plot a user sees (not a hidden copy Streamlit keeps of a moved element)."""
-    return page.locator(selector).filter(visible=True)
 
 
 # The most isolated marker of the class traces, in viewport pixels: a click there hits that marker only.
@@ -66,8 +61,8 @@ def hover_isolated_marker(page, timeout_s: float = 30.0) -> dict:
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        expect(shown_plot(page, SCATTER)).to_have_count(1)  # React may hold the old plot a moment
-        scatter = shown_plot(page, SCATTER)
+        expect(seen(page, SCATTER)).to_have_count(1)  # React may hold the old plot a moment
+        scatter = seen(page, SCATTER)
         target = scatter.evaluate(ISOLATED_POINT)
         page.mouse.move(target["x"] - 8, target["y"] - 8)
         page.mouse.move(target["x"], target["y"], steps=2)
@@ -83,47 +78,47 @@ def hover_isolated_marker(page, timeout_s: float = 30.0) -> dict:
 def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
     page = lab_page
     open_page(page, f"{lab_server.url}/latent_map?run=conv-ae", "Latent map")
-    expect(shown_plot(page, SCATTER)).to_be_visible(timeout=60_000)  # at once: PCA while UMAP compiles or computes
+    expect(seen(page, SCATTER)).to_be_visible(timeout=60_000)  # at once: PCA while UMAP compiles or computes
     expect(page.get_by_text("showing the PCA map meanwhile")).to_have_count(0, timeout=UMAP_TIMEOUT_MS)
     wait_until_idle(page)
     assert_no_exception(page)
-    expect(shown_plot(page, SCATTER).locator(".gtitle")).to_contain_text("UMAP of 1,000 test codes")
+    expect(seen(page, SCATTER).locator(".gtitle")).to_contain_text("UMAP of 1,000 test codes")
     assert re.search(r"[?&]method=umap\b", page.url) and re.search(r"[?&]run=conv-ae\b", page.url), page.url
-    expect(page.locator(PANEL)).to_contain_text("Select a point")
-    expect(page.locator(PANEL)).to_contain_text("on the UMAP map")
+    expect(seen(page, PANEL)).to_contain_text("Select a point")
+    expect(seen(page, PANEL)).to_contain_text("on the UMAP map")
 
     # click one marker: its image and reconstruction appear, and the link names it
     target = hover_isolated_marker(page)
     assert target["gap"] > 3, target  # a marker no other one overlaps
     page.mouse.click(target["x"], target["y"])
-    expect(page.locator(PANEL)).to_contain_text(f"Test image #{target['id']}", timeout=30_000)
+    expect(seen(page, PANEL)).to_contain_text(f"Test image #{target['id']}", timeout=30_000)
     expect(page).to_have_url(re.compile(rf"[?&]image={target['id']}\b"))
     wait_until_idle(page)
-    images = page.locator(f"{PANEL} img")
+    images = seen(page, f"{PANEL} img")
     expect(images).to_have_count(2)  # x and x̂
     page.wait_for_function(LOADED, arg=f"{PANEL} img")
     assert images_loaded(images)
-    expect(page.locator(PANEL)).to_contain_text("x̂ (reconstruction)")
+    expect(seen(page, PANEL)).to_contain_text("x̂ (reconstruction)")
     assert_no_exception(page)
 
     # a box around the middle of one class's markers: a group, its class counts and a grid of its images
-    expect(shown_plot(page, SCATTER)).to_have_count(1)
-    box = shown_plot(page, SCATTER).evaluate(CLASS_CENTRE)
-    shown_plot(page, SCATTER).locator(".modebar-btn[data-title='Box Select']").click()
+    expect(seen(page, SCATTER)).to_have_count(1)
+    box = seen(page, SCATTER).evaluate(CLASS_CENTRE)
+    seen(page, SCATTER).locator(".modebar-btn[data-title='Box Select']").click()
     page.mouse.move(box["x"] - 30, box["y"] - 30)
     page.mouse.down()
     page.mouse.move(box["x"], box["y"], steps=5)
     page.mouse.move(box["x"] + 30, box["y"] + 30, steps=5)
     page.mouse.up()
-    expect(page.locator(PANEL)).to_contain_text("images selected", timeout=30_000)
+    expect(seen(page, PANEL)).to_contain_text("images selected", timeout=30_000)
     wait_until_idle(page)
-    expect(page.locator(PANEL)).to_contain_text(f"{box['name']}: ")
+    expect(seen(page, PANEL)).to_contain_text(f"{box['name']}: ")
     expect(page).not_to_have_url(re.compile(r"[?&]image="))  # a group is not one image
     page.wait_for_function(LOADED, arg=f"{PANEL} img")
     assert_no_exception(page)
 
     # the replay over checkpoints: several frames, and Play moves the slider along them
-    replay = shown_plot(page, REPLAY)
+    replay = seen(page, REPLAY)
     replay.scroll_into_view_if_needed()
     frames = replay.evaluate("gd => (gd._transitionData && gd._transitionData._frames || []).length")
     assert frames >= 2, frames
@@ -136,7 +131,7 @@ def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
                            arg=[replay.element_handle(), frames], timeout=60_000)
     assert_no_exception(page)
 
-    shown_plot(page, SCATTER).first.scroll_into_view_if_needed()
+    seen(page, SCATTER).first.scroll_into_view_if_needed()
     shot = full_page_screenshot(page, "latent_map")
     assert shot.stat().st_size > 50_000
     assert not page.console_errors, page.console_errors

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import (SRC_CHANGED, assert_no_exception, expect, full_page_screenshot, open_page,
+from tests.browser.helpers import (SRC_CHANGED, assert_no_exception, expect, full_page_screenshot, open_page, seen,
                                    wait_until_idle)
 
 pytestmark = pytest.mark.browser
@@ -28,7 +28,7 @@ def psnr_values(page) -> dict[str, float]:
     """The PSNR (dB) shown under the noisy image and under each model's output."""
     out = {}
     for name in CELLS:
-        text = page.locator(f".st-key-noise_out_{name} [data-testid='stMetricValue']:visible").inner_text()
+        text = seen(page, f".st-key-noise_out_{name} [data-testid='stMetricValue']:visible").inner_text()
         out[name] = float(text.split()[0])
     return out
 
@@ -38,16 +38,16 @@ def test_the_noise_level_changes_the_noisy_image_and_the_psnrs(lab_page, lab_ser
     # dense-ae: the plain twin of denoising-ae (same layers, trained on clean images)
     open_page(page, f"{lab_server.url}/noise_lab?dn=denoising-ae&ae=dense-ae&pca=pca-16&image=3", "Noise lab")
     for name in ("clean", *CELLS):
-        expect(page.locator(f".st-key-noise_out_{name} img")).to_be_visible(timeout=SLOW_MS)
+        expect(seen(page, f".st-key-noise_out_{name} img")).to_be_visible(timeout=SLOW_MS)
     page.wait_for_function(ALL_LOADED, arg=CELL_IMAGES)
-    chart = page.locator(".st-key-noise_chart .js-plotly-plot:visible")
+    chart = seen(page, ".st-key-noise_chart .js-plotly-plot:visible")
     expect(chart).to_be_visible(timeout=SLOW_MS)
     expect(chart.locator(".legendtext")).to_have_count(4)  # three models and the noisy input
-    before_src = page.locator(NOISY).get_attribute("src")
+    before_src = seen(page, NOISY).get_attribute("src")
     before = psnr_values(page)
     assert before["dn"] > before["noisy"]  # the denoising AE (trained on σ = 0.4 Gaussian noise) helps at σ = 0.4
 
-    thumb = page.locator(".st-key-noise_level_gaussian").get_by_role("slider")
+    thumb = seen(page, ".st-key-noise_level_gaussian").get_by_role("slider")
     expect(thumb).to_have_value("0.4")
     thumb.focus()
     for _ in range(4):
@@ -68,7 +68,7 @@ def test_the_noise_level_changes_the_noisy_image_and_the_psnrs(lab_page, lab_ser
     for _ in range(4):
         thumb.press("ArrowLeft")
     expect(thumb).to_have_value("0.4")
-    expect(page.locator(".st-key-noise_out_noisy [data-testid='stMetricValue']:visible")).to_have_text(
+    expect(seen(page, ".st-key-noise_out_noisy [data-testid='stMetricValue']:visible")).to_have_text(
         f"{before['noisy']:.1f} dB", timeout=SLOW_MS)
     wait_until_idle(page)
     assert psnr_values(page) == before  # the same seed: the same noise, the same outputs

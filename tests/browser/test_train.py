@@ -18,7 +18,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from engine.transfer import import_run
 from tests.browser.conftest import new_runs, started_run
 from tests.browser.helpers import (assert_no_exception, expect, fill_and_submit, full_page_screenshot, images_loaded,
-                                   open_page, wait_until_idle)
+                                   open_page, seen, wait_until_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -58,7 +58,7 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
 
     run = started_run(page, lab_server)
     try:
-        panel = page.locator(PANEL)
+        panel = seen(page, PANEL)
         expect(panel).to_contain_text(run.id, timeout=30_000)  # the new run is the one shown live
         expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
         config = run.config
@@ -72,11 +72,11 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
         expect(panel.locator(".js-plotly-plot:visible")).to_have_count(1, timeout=30_000)
 
         # overlay the new run on a lab run
-        overlay = page.locator(".st-key-train_compare")
+        overlay = seen(page, ".st-key-train_compare")
         for rid in (run.id, "dense-ae"):
             choose(page, overlay, rid)
         # until the fragment's rerun ends, the chart of the earlier choice can still be shown: pick by content
-        charts = page.locator(".st-key-train_compare_chart .js-plotly-plot:visible")
+        charts = seen(page, ".st-key-train_compare_chart .js-plotly-plot:visible")
         chart = charts.filter(has_text="dense-ae")
         expect(chart).to_have_count(1, timeout=30_000)
         legend = chart.locator(".legendtext")  # one entry per run (its two curves share it)
