@@ -222,3 +222,23 @@ def test_run_summary_json_garbage_config_is_a_failed_row(tmp_path):
     row = safe_summary(Run(tmp_path))
     assert row["state"] == "failed" and "not valid JSON" in row["error"]
     json.dumps(row)
+
+
+def test_the_servers_streamlit_settings():
+    """.streamlit/config.toml (read by `streamlit run` from the repository root): only options Streamlit knows
+    (it ignores a misspelt one silently), the upload limit the engine checks again, no forced GC per run."""
+    import tomllib
+    from pathlib import Path
+
+    import streamlit.config
+
+    from engine.transfer import MAX_IMPORT_BYTES
+
+    path = Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml"
+    settings = tomllib.loads(path.read_text())
+    names = {f"{section}.{name}" for section, options in settings.items() for name in options}
+    assert names <= set(streamlit.config._config_options_template), names - set(streamlit.config._config_options_template)
+    assert settings["server"]["maxUploadSize"] * 2**20 == MAX_IMPORT_BYTES
+    # Streamlit's default gc.collect() after every run holds the GIL while the run's last messages wait to be sent:
+    # ~200 ms added to every latent-slider move (bench/bench_ui_latency.py)
+    assert settings["runner"]["postScriptGC"] is False
