@@ -13,7 +13,7 @@ import time
 import zipfile
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import Error as PlaywrightError
 
 from engine.transfer import import_run
 from tests.browser.conftest import new_runs, started_run
@@ -29,16 +29,16 @@ TRAIN_TIMEOUT_MS = 120_000  # worker start-up, 3 s of training, the final evalua
 def choose(page, multiselect, option: str) -> None:
     """Pick `option` in the overlay's multiselect; wait until the server has it (in `?compare=`).
 
-    A rerun that lands while typing re-mounts the widget and loses the text: try again then.
+    A rerun that lands while typing re-mounts the widget and loses the text, and for a moment the old and the
+    new mount are both there (two inputs: strict mode refuses the click): try again then.
     """
     for _ in range(3):
-        multiselect.locator("input").click()
-        page.keyboard.type(option)
-        item = page.get_by_role("option", name=option, exact=True)
         try:
-            item.click(timeout=10_000)
+            seen(multiselect, "input").click(timeout=10_000)
+            page.keyboard.type(option)
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
             break
-        except PlaywrightTimeout:
+        except PlaywrightError:  # a timeout, or two inputs
             page.keyboard.press("Escape")
             wait_until_idle(page)
     page.wait_for_function("o => (new URLSearchParams(location.search).get('compare') || '').split(',').includes(o)",
