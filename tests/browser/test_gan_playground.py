@@ -42,8 +42,8 @@ def wait_until_moved(page, before: list[list[float]]) -> None:
 
 
 def step_metric(page):
-    metric = seen(page, ".st-key-toy_metrics [data-testid='stMetric']:visible").filter(has_text="Step")
-    return metric.locator("[data-testid='stMetricValue']:visible")
+    metric = seen(page, ".st-key-toy_metrics [data-testid='stMetric']").filter(has_text="Step")
+    return seen(metric, "[data-testid='stMetricValue']")
 
 
 def step_count(page) -> int:

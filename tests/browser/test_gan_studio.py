@@ -90,7 +90,7 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
         expect(slowmo).to_contain_text("+ 0 D and 0 G updates", timeout=60_000)
         page.get_by_role("button", name="Step D", exact=True).click()
         expect(slowmo).to_contain_text("+ 1 D and 0 G updates", timeout=30_000)
-        expect(slowmo.locator(".js-plotly-plot:visible")).to_be_visible()
+        expect(seen(slowmo, ".js-plotly-plot")).to_be_visible()
         wait_until_idle(page)
         page.wait_for_function(LOADED, arg=f"{GRIDS} img")
         assert images_loaded(grids.locator("img")) and images_loaded(slowmo.locator("img"))

@@ -41,11 +41,11 @@ def test_home_trains_a_starter_model(page, app_server):
     assert run.config["train"]["seconds"] == 4.0  # LATENT_LAB_STARTER_SECONDS reached the page
     expect(panel).to_contain_text(run.id)
     expect(panel).to_contain_text("test MSE")
-    imgs = panel.locator("img:visible")
+    imgs = seen(panel, "img")
     expect(imgs.nth(1)).to_be_visible()  # the inputs and the latest reconstructions, side by side
     page.wait_for_function("n => shown(n).length >= 2", arg=f"{PANEL} img")
     assert images_loaded(imgs)
-    expect(panel.locator(".js-plotly-plot:visible")).to_be_visible()  # the loss curve
+    expect(seen(panel, ".js-plotly-plot")).to_be_visible()  # the loss curve
     assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
     wait_until_idle(page)
     assert_no_exception(page)

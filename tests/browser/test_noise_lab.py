@@ -28,7 +28,7 @@ def psnr_values(page) -> dict[str, float]:
     """The PSNR (dB) shown under the noisy image and under each model's output."""
     out = {}
     for name in CELLS:
-        text = seen(page, f".st-key-noise_out_{name} [data-testid='stMetricValue']:visible").inner_text()
+        text = seen(page, f".st-key-noise_out_{name} [data-testid='stMetricValue']").inner_text()
         out[name] = float(text.split()[0])
     return out
 
@@ -40,7 +40,7 @@ def test_the_noise_level_changes_the_noisy_image_and_the_psnrs(lab_page, lab_ser
     for name in ("clean", *CELLS):
         expect(seen(page, f".st-key-noise_out_{name} img")).to_be_visible(timeout=SLOW_MS)
     page.wait_for_function(ALL_LOADED, arg=CELL_IMAGES)
-    chart = seen(page, ".st-key-noise_chart .js-plotly-plot:visible")
+    chart = seen(page, ".st-key-noise_chart .js-plotly-plot")
     expect(chart).to_be_visible(timeout=SLOW_MS)
     expect(chart.locator(".legendtext")).to_have_count(4)  # three models and the noisy input
     before_src = seen(page, NOISY).get_attribute("src")
@@ -68,7 +68,7 @@ def test_the_noise_level_changes_the_noisy_image_and_the_psnrs(lab_page, lab_ser
     for _ in range(4):
         thumb.press("ArrowLeft")
     expect(thumb).to_have_value("0.4")
-    expect(seen(page, ".st-key-noise_out_noisy [data-testid='stMetricValue']:visible")).to_have_text(
+    expect(seen(page, ".st-key-noise_out_noisy [data-testid='stMetricValue']")).to_have_text(
         f"{before['noisy']:.1f} dB", timeout=SLOW_MS)
     wait_until_idle(page)
     assert psnr_values(page) == before  # the same seed: the same noise, the same outputs

@@ -25,18 +25,18 @@ SRC_CHANGED = "([sel, old]) => { const imgs = shown(sel); " \
 def test_charts_images_and_a_new_latent_size(lab_page, lab_server):
     page = lab_page
     open_page(page, f"{lab_server.url}/pca_vs_ae?k=16&lin=linear-ae", "PCA vs autoencoder")
-    error_chart = seen(page, ".st-key-pcae_error_chart .js-plotly-plot:visible")
+    error_chart = seen(page, ".st-key-pcae_error_chart .js-plotly-plot")
     expect(error_chart).to_be_visible(timeout=SLOW_MS)
     legend = error_chart.locator(".legendtext")
     expect(legend).to_have_text(["PCA (closed form)", "linear AE", "dense AE", "conv AE"])
     expect(error_chart.locator(".scatterlayer .trace").first.locator(".point")).to_have_count(12)  # PCA's k values
-    angle_chart = seen(page, ".st-key-pcae_angle_chart .js-plotly-plot:visible")
+    angle_chart = seen(page, ".st-key-pcae_angle_chart .js-plotly-plot")
     expect(angle_chart).to_be_visible(timeout=SLOW_MS)
     expect(angle_chart.locator(".barlayer .point")).to_have_count(2 * 16)  # k = 16 angles, AE and chance
     expect(seen(page, STRIPS)).to_have_count(3)  # x, PCA, linear AE (no non-linear AE at 16)
     assert images_loaded(seen(page, STRIPS))
     expect(page.get_by_text("No non-linear AE with latent size 16 yet")).to_be_visible()
-    mean_cos = float(seen(page, "[data-testid='stMetricValue']:visible").first.inner_text())
+    mean_cos = float(seen(page, "[data-testid='stMetricValue']").first.inner_text())
     assert 0 < mean_cos <= 1
 
     # a larger latent size: PCA keeps more, there is a non-linear AE but no linear one
@@ -54,7 +54,7 @@ def test_charts_images_and_a_new_latent_size(lab_page, lab_server):
 
     thumb.focus()
     thumb.press("ArrowLeft")  # back to 16 for the screenshot
-    expect(seen(page, ".st-key-pcae_angle_chart .js-plotly-plot:visible")).to_be_visible(timeout=SLOW_MS)
+    expect(seen(page, ".st-key-pcae_angle_chart .js-plotly-plot")).to_be_visible(timeout=SLOW_MS)
     wait_until_idle(page)
     assert_no_exception(page)
     shot = full_page_screenshot(page, "pca_vs_ae")

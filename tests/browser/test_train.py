@@ -67,16 +67,16 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
         assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
         page.wait_for_function("n => shown(n).length >= 2", arg=f"{PANEL} img")
         assert images_loaded(panel.locator("img"))
-        # the run's loss curve, once (:visible: not a hidden copy Streamlit keeps of an element that moved)
-        expect(panel.locator(".js-plotly-plot:visible").first).to_be_visible()
-        expect(panel.locator(".js-plotly-plot:visible")).to_have_count(1, timeout=30_000)
+        # the run's loss curve, once (seen: not a hidden copy Streamlit keeps of an element that moved)
+        expect(seen(panel, ".js-plotly-plot").first).to_be_visible()
+        expect(seen(panel, ".js-plotly-plot")).to_have_count(1, timeout=30_000)
 
         # overlay the new run on a lab run
         overlay = seen(page, ".st-key-train_compare")
         for rid in (run.id, "dense-ae"):
             choose(page, overlay, rid)
         # until the fragment's rerun ends, the chart of the earlier choice can still be shown: pick by content
-        charts = seen(page, ".st-key-train_compare_chart .js-plotly-plot:visible")
+        charts = seen(page, ".st-key-train_compare_chart .js-plotly-plot")
         chart = charts.filter(has_text="dense-ae")
         expect(chart).to_have_count(1, timeout=30_000)
         legend = chart.locator(".legendtext")  # one entry per run (its two curves share it)
