@@ -19,20 +19,17 @@ import platform
 import statistics
 import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+import torch.nn.functional as F
+from bench_train import epoch_seconds  # beside this script
+from torch.utils.data import DataLoader, TensorDataset
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-from bench.bench_train import epoch_seconds  # noqa: E402
-from engine.data import load_dataset  # noqa: E402
-from engine.device import resolve_device, set_cpu_threads  # noqa: E402
-from engine.models import build_model, get_model_class  # noqa: E402
-from engine.runs import Run  # noqa: E402
-from engine.train import make_run_config, train_run  # noqa: E402
+from engine.data import load_dataset
+from engine.device import resolve_device, set_cpu_threads
+from engine.models import build_model, get_model_class
+from engine.runs import Run, make_run_config
+from engine.train import train_run
 
 
 def reference_epoch_seconds(name, dataset, device, batch_size, epochs, seed, lr) -> float:
@@ -92,7 +89,7 @@ def main() -> None:
     ref, eng = [], []
     with tempfile.TemporaryDirectory() as runs_dir:
         if args.judge:  # trained once, before the clocks start
-            from engine.judge import load_judge
+            from engine.eval.judge import load_judge
 
             load_judge(args.data, runs_dir)
         for i in range(args.repeats):

@@ -18,19 +18,16 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-from engine.data import load_dataset  # noqa: E402
-from engine.device import resolve_device, set_cpu_threads  # noqa: E402
-from engine.models import build_model  # noqa: E402
-from engine.runs import Run  # noqa: E402
-from engine.train import make_run_config, train_run  # noqa: E402
+from engine.data import load_dataset
+from engine.device import resolve_device, set_cpu_threads
+from engine.models import build_model
+from engine.runs import Run, make_run_config
+from engine.train import train_run
 
 
 def reference_epoch_seconds(model_name, model_config, dataset, device, batch_size, epochs, seed) -> float:
@@ -87,7 +84,7 @@ def main() -> None:
     args = p.parse_args()
 
     from engine.models import get_model_class
-    from engine.train import TrainConfig
+    from engine.runs import TrainConfig
 
     args.batch_size = args.batch_size or get_model_class(args.model).train_defaults.get(
         "batch_size", TrainConfig.batch_size)

@@ -32,10 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server  # beside this script
 
-from bench._server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server  # noqa: E402
-from pages.common import UMAP_WARMUP_ENV  # noqa: E402
+from ui.resources import UMAP_WARMUP_ENV
 
 RUN_ID = "bench-conv-ae"
 BLOCK = 5  # measurements per block before switching between the real page and the reference
@@ -61,24 +60,24 @@ FIND = """(sel, caption) => {
 }"""
 
 # Armed before each action: watches the image and stamps t1 when its src changes, t2 when it has loaded.
-ARM = """([sel, caption]) => {
-    const find = %s;
+ARM = f"""([sel, caption]) => {{
+    const find = {FIND};
     const b = window.__bench;
     b.t0 = null; b.t1 = null; b.t2 = null;
     const img0 = find(sel, caption);
     const old = img0 ? img0.src : null;
-    const check = () => {
+    const check = () => {{
         const img = find(sel, caption);
         if (!img || img.src === old || b.t1 !== null) return;
         b.t1 = performance.now();
         obs.disconnect();
-        const loaded = () => { if (b.t2 === null) b.t2 = performance.now(); };
-        if (img.complete && img.naturalWidth > 0) loaded(); else img.addEventListener('load', loaded, {once: true});
-    };
+        const loaded = () => {{ if (b.t2 === null) b.t2 = performance.now(); }};
+        if (img.complete && img.naturalWidth > 0) loaded(); else img.addEventListener('load', loaded, {{once: true}});
+    }};
     const obs = new MutationObserver(check);
-    obs.observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+    obs.observe(document.body, {{subtree: true, childList: true, attributes: true, attributeFilter: ['src']}});
     return old;
-}""" % FIND
+}}"""
 
 DONE = "() => window.__bench.t0 !== null && window.__bench.t1 !== null && window.__bench.t2 !== null"
 RESULT = "() => [window.__bench.t1 - window.__bench.t0, window.__bench.t2 - window.__bench.t0]"
@@ -89,16 +88,16 @@ RESULT = "() => [window.__bench.t1 - window.__bench.t0, window.__bench.t2 - wind
 
 def ensure_run(runs_dir: Path, seconds: float) -> None:
     """The conv_ae run the pages load: trained here once, reused while it is there and finished."""
-    from engine.runs import Run
-    from engine.train import make_run_config, train_run
+    from engine.runs import Run, make_run_config
+    from engine.train import train_run
 
     path = runs_dir / RUN_ID
     if path.exists():
         try:
-            if Run(path).status().get("state") == "done" and Run(path).checkpoints():
+            if Run(path).status().state == "done" and Run(path).checkpoints():
                 print(f"reusing {path}", file=sys.stderr)
                 return
-        except Exception:  # noqa: BLE001 - a damaged leftover: train it again
+        except Exception:
             pass
         import shutil
 
@@ -107,7 +106,7 @@ def ensure_run(runs_dir: Path, seconds: float) -> None:
     run = Run.create(runs_dir, make_run_config("conv_ae", "mnist-5k", {"latent_dim": 32}, {"seconds": seconds}),
                      run_id=RUN_ID)
     train_run(run)
-    if run.status()["state"] != "done":
+    if run.status().state != "done":
         raise SystemExit(f"training failed: {run.status()}")
 
 
@@ -209,7 +208,7 @@ def summary(samples: list[tuple[float, float] | None]) -> dict:
     if not done:
         return {"n": 0, "misses": len(samples)}
     src = [s for s, _ in done]
-    load = [l for _, l in done]
+    load = [t for _, t in done]
 
     def p95(v):
         return statistics.quantiles(v, n=20, method="inclusive")[18] if len(v) >= 2 else v[0]
@@ -275,7 +274,7 @@ def main() -> None:
         else:
             try:
                 draw = open_page(context(), f"{app_url}/draw?run={RUN_ID}", "canvas")
-            except Exception as e:  # noqa: BLE001 - the Draw page is another page's work: say why and go on
+            except Exception as e:
                 skipped["draw stroke"] = f"the Draw page did not open: {str(e).splitlines()[0]}"
             else:
                 # both canvases show their result as an image captioned x̂ (the Draw page's reconstruction)
@@ -285,7 +284,7 @@ def main() -> None:
                     interleaved(strokes, args.warmup)
                     for name, samples in interleaved(strokes, args.strokes).items():
                         results[name] = summary(samples)
-                except Exception as e:  # noqa: BLE001 - keep the slider numbers; say what went wrong
+                except Exception as e:
                     skipped["draw stroke"] = f"failed: {str(e).splitlines()[0]}"
         browser.close()
 

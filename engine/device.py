@@ -1,4 +1,4 @@
-"""Choosing the torch device and thread count."""
+"""Choosing the torch device and thread count, and drawing random numbers for a device."""
 
 from __future__ import annotations
 
@@ -46,3 +46,16 @@ def set_cpu_threads(n: int | None = None) -> int:
     n = max(1, n)
     torch.set_num_threads(n)
     return n
+
+
+def random_tensor(shape, generator: torch.Generator | None, device: torch.device | str,
+                  dtype: torch.dtype = torch.float32, normal: bool = False) -> torch.Tensor:
+    """Uniform (or normal) numbers drawn with `generator` wherever it lives, then moved to `device`.
+
+    A CPU generator cannot fill a CUDA tensor: drawing on the generator's own device keeps a seeded
+    run the same whichever device it trains on.
+    """
+    fn = torch.randn if normal else torch.rand
+    if generator is None:
+        return fn(shape, device=device, dtype=dtype)
+    return fn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)

@@ -5,27 +5,23 @@ the example images are computed once per (run, checkpoint); the threshold panel 
 moving τ redraws only the histograms, the ROC point and the counts.
 """
 
-import math
-
-import plotly.graph_objects as go
 import streamlit as st
 
-from engine import anomaly
-from pages.common import (ensure_app, dataset_tensors, explain, loaded_run, need_model, pick_run, query_value, safe_summary,
-                          usable_dataset, set_query, show_image, split_errors, usable_runs)
+from engine.lab import anomaly
+from ui.charts.anomaly import histogram_figure, roc_figure
+from ui.entry import ensure_app
+from ui.images import show_image
+from ui.resources import dataset_tensors, loaded_run, split_errors
+from ui.runs import need_model, pick_run, usable_runs
+from ui.sidebar import usable_dataset
+from ui.text import explain
+from ui.urlstate import query_value, set_query
+from ui.widgets import log_grid, snap
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
-
-NORMAL, ANOMALY = "#1f77b4", "#d62728"  # the two groups' colours on every chart
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
 st.title("Anomaly detection")
-explain(
-    "Train an autoencoder on the **normal** classes only: it learns to rebuild those well and anything else "
-    "badly, so the reconstruction error $s(x)$ is an anomaly score. A threshold $\\tau$ turns the score into "
-    "a decision; the **AUROC**, the chance that an anomaly scores higher than a normal image, says how well "
-    "the score ranks them whatever $\\tau$ is (0.5 is chance, 1 is perfect).",
-    r"s(x) = \frac{\lVert x - \hat{x} \rVert^2}{784}, \qquad \text{flag } x \text{ when } s(x) > \tau, \qquad "
-    r"\mathrm{AUROC} = P\big(s(x_\text{anomaly}) > s(x_\text{normal})\big)")
+explain("anomaly")
 
 info = usable_dataset()
 classes = dataset_tensors(info.name).classes
@@ -58,7 +54,7 @@ runs = usable_runs(info.name, models=anomaly.candidate_models(),
                    predicate=lambda config: bool(config.get("train", {}).get("classes")))
 by_id = {r.id: r for r in runs}
 pending = st.session_state.get("anomaly_pending")
-if pending in by_id and safe_summary(by_id[pending]).get("state") == "done":  # a run this page started has finished
+if pending in by_id and by_id[pending].status().state == "done":  # a run this page started has finished
     st.session_state["anomaly_run"] = st.session_state.pop("anomaly_pending")
     st.query_params.pop("tau", None)
 
@@ -84,7 +80,7 @@ st.session_state["anomaly_tau_run"] = run.id
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring the test set…")
-def analysis_of(run_path: str, token: tuple, normal: tuple, _loaded) -> anomaly.Analysis:
+def analysis_of(run_path: str, token: tuple, normal: tuple, _loaded) -> anomaly.AnomalyReport:
     scores = split_errors(_loaded)  # (N_test,) per-image MSE, cached per checkpoint
     return anomaly.analyse(scores, dataset_tensors(_loaded.dataset).y_test.numpy(), normal)
 
@@ -97,60 +93,22 @@ except ValueError as e:
     st.stop()
 ev = result.evaluation
 normal_names = ", ".join(classes[c] for c in normal)
-state = safe_summary(run).get("state")
+state = run.status().state
 st.markdown(f"**Normal:** {normal_names} · **test images:** {ev.n_normal:,} normal, {ev.n_anomaly:,} anomalous · "
             f"**checkpoint:** step {loaded.step:,}" + ("" if state == "done" else f" (run {state})"))
 
 
-def histogram_figure(tau: float) -> go.Figure:
-    """Each group's share of images per score bin, τ as a dashed line, the flagged side shaded."""
-    h = result.hist
-    lo, hi = float(h["edges"][0]), float(h["edges"][-1])
-    # a log axis takes its range and annotation positions in log10 units
-    at = math.log10 if h["log"] else (lambda v: v)
-    xaxis = dict(type="log" if h["log"] else "linear", title="s(x)" + (", log scale" if h["log"] else ""),
-                 range=[at(lo), at(hi)], dtick="D2" if h["log"] else None, tickformat="~g")
-    top = max(float(h["normal"].max()) / ev.n_normal, float(h["anomaly"].max()) / ev.n_anomaly)
-    fig = go.Figure()
-    fig.add_vrect(x0=tau, x1=hi, fillcolor="rgba(0, 0, 0, 0.06)", line_width=0)
-    fig.add_annotation(x=at(tau), y=1, yref="paper", text=" flagged: s(x) > τ", showarrow=False, xanchor="left",
-                       yanchor="top", font_size=11)
-    for group, colour, counts, total in (("normal", NORMAL, h["normal"], ev.n_normal),
-                                          ("anomalous", ANOMALY, h["anomaly"], ev.n_anomaly)):
-        fig.add_bar(x=h["centers"], y=counts / total, width=h["widths"], name=f"{group} ({total:,})",
-                    marker_color=colour, opacity=0.6)
-    fig.add_vline(x=tau, line_dash="dash", line_color="black")
-    fig.update_layout(barmode="overlay", bargap=0, height=360, margin=dict(l=10, r=10, t=40, b=10),
-                      title=dict(text="Reconstruction error of the test images", font_size=14), xaxis=xaxis,
-                      yaxis=dict(title="share of the group", range=[0, 1.2 * top]),  # room for the label
-                      legend=dict(orientation="h", y=-0.22, x=0.5, xanchor="center", yanchor="top"))
-    return fig
-
-
-def roc_figure(point: dict) -> go.Figure:
-    fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
-    fig.add_scatter(x=ev.fpr, y=ev.tpr, mode="lines", line=dict(color=ANOMALY), name="ROC", fill="tozeroy",
-                    fillcolor="rgba(214, 39, 40, 0.08)")
-    fig.add_scatter(x=[point["fpr"]], y=[point["recall"]], mode="markers", name="τ",
-                    marker=dict(size=12, color="black", symbol="circle-open", line_width=2))
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
-                      title=dict(text=f"ROC curve · AUROC {ev.auroc:.3f}", font_size=14),
-                      xaxis=dict(title="false positive rate", range=[-0.02, 1.02]),
-                      yaxis=dict(title="true positive rate (recall)", range=[-0.02, 1.02]))
-    return fig
-
-
 @st.fragment
 def threshold_panel() -> None:
-    grid = result.tau_grid
+    grid = log_grid(result.scores)
+    default = snap(grid, result.default_tau)
     if st.session_state.get("anomaly_tau") not in grid:  # first draw, or a new checkpoint's grid
-        linked = query_value("tau", result.default_tau, valid=lambda v: grid[0] <= v <= grid[-1])
-        st.session_state["anomaly_tau"] = result.snap(st.session_state.get("anomaly_tau", linked))
+        linked = query_value("tau", default, valid=lambda v: grid[0] <= v <= grid[-1])
+        st.session_state["anomaly_tau"] = snap(grid, st.session_state.get("anomaly_tau", linked))
     tau = st.select_slider("Threshold τ: flag images with s(x) > τ", grid, key="anomaly_tau",
                            format_func=lambda v: f"{v:.3g}",
                            help=f"Log-spaced. Starts at the {anomaly.DEFAULT_QUANTILE:.0f}th percentile of the "
-                                f"normal images' scores ({result.default_tau:.3g}): about 5 % false alarms")
+                                f"normal images' scores ({default:.3g}): about 5 % false alarms")
     set_query(tau=f"{tau:.3g}")
     point = result.at(tau)
     cols = st.columns(4)
@@ -162,15 +120,15 @@ def threshold_panel() -> None:
                f"anomalies caught, {point['fp']:,} of {ev.n_normal:,} normal images raised false alarms. "
                f"Average precision {ev.average_precision:.3f} (chance {ev.n_anomaly / len(result.scores):.3f}).")
     left, right = st.columns([3, 2])
-    left.plotly_chart(histogram_figure(tau), key="anomaly_hist")
-    right.plotly_chart(roc_figure(point), key="anomaly_roc")
+    left.plotly_chart(histogram_figure(result, tau), key="anomaly_hist")
+    right.plotly_chart(roc_figure(ev, point), key="anomaly_roc")
 
 
 threshold_panel()
 
 
 @st.cache_data(max_entries=16, show_spinner="Reconstructing examples…")
-def examples_of(run_path: str, token: tuple, normal: tuple, _loaded, _result: anomaly.Analysis) -> dict:
+def examples_of(run_path: str, token: tuple, normal: tuple, _loaded, _result: anomaly.AnomalyReport) -> dict:
     return anomaly.examples(_loaded, dataset_tensors(_loaded.dataset), _result, k=8)
 
 
@@ -184,7 +142,7 @@ GROUPS = {
 }
 st.subheader("Examples")
 examples = examples_of(loaded.path, loaded.token, normal, loaded, result)
-for tab, (name, (title, text)) in zip(st.tabs([t for t, _ in GROUPS.values()]), GROUPS.items()):
+for tab, (name, (_title, text)) in zip(st.tabs([t for t, _ in GROUPS.values()]), GROUPS.items()):
     tab.caption(text)
     cols = tab.columns(4)
     for i, ex in enumerate(examples[name]):

@@ -9,32 +9,29 @@ stroke reruns only that panel.
 
 import streamlit as st
 
-from engine.models import MODELS
-from engine.preprocess import (EmptyImageError, PreprocessError, analyse, error_png, from_canvas,
-                               from_image_bytes)
-from pages.common import (ensure_app, dataset_tensors, draw_latent_figure, draw_score_figure, explain,
-                          loaded_run, need_model, query_value, run_label, usable_dataset, set_query, show_image,
-                          split_codes, split_errors, usable_runs)
+from engine.data.preprocess import EmptyImageError, PreprocessError, from_canvas, from_image_bytes
+from engine.lab.draw import analyse
+from ui.charts.draw import draw_latent_figure, draw_score_figure
+from ui.entry import ensure_app
+from ui.images import error_png, example_bytes, example_drawings, example_picture, show_image
+from ui.resources import dataset_tensors, loaded_run, split_codes, split_errors
+from ui.runs import need_model, run_label, usable_runs
+from ui.sidebar import usable_dataset
+from ui.text import explain, percent
+from ui.urlstate import query_value, set_query
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
-SOURCES = {"draw": ":material/draw: Draw", "upload": ":material/upload: Upload",
-           "test": ":material/shuffle: Test digit"}
+SOURCES = {"draw": ":material/draw: Draw", "example": ":material/gesture: Example",
+           "upload": ":material/upload: Upload", "test": ":material/shuffle: Test digit"}
 MAX_MODELS = 4
 CANVAS = 280  # px: 10 canvas pixels per MNIST pixel; the 20 px stroke becomes MNIST's ~2 px after resizing
 
 st.title(":material/draw: Draw")
-explain(
-    "Draw a digit. It is made into a 28×28 image the way MNIST's digits were (cropped to the ink, scaled "
-    "into a 20×20 box, centred by its centre of mass), encoded into a code $z$ and decoded back. "
-    "Where the model cannot rebuild the drawing, the error map lights up; the mean squared error is the "
-    "**anomaly score**, compared with the scores of the test images. The class is the vote of the "
-    "training images whose codes lie nearest to $z$.",
-    r"z = f(x),\quad \hat{x} = g(z),\quad \text{score}(x) = \tfrac{1}{784}\sum_{i=1}^{784}(x_i - \hat{x}_i)^2,"
-    r"\quad \hat{y} = \operatorname{mode}\{\,y_j : z_j \in \text{kNN}_5(z)\,\}")
+explain("draw")
 
 dataset = usable_dataset()
-runs = usable_runs(dataset.name, predicate=lambda c: not MODELS[c["model"]].conditional)
+runs = usable_runs(dataset.name, encodes=True, conditional=False)
 if not runs:
     need_model(f"No autoencoder trained on **{dataset.name}** yet: the drawing needs a model to reconstruct it. "
                "A convolutional autoencoder (latent_dim 32) trains in about 15 seconds.",
@@ -72,11 +69,6 @@ if not models:
     st.stop()
 
 
-def percent(p: float) -> str:
-    """A percentile for people: 99.7 stays 99.7 % rather than rounding up to a misleading 100 %."""
-    return f"{p:.1f}%" if 99 < p < 100 else f"{p:.0f}%"
-
-
 def canvas_input():
     """The drawing canvas's image (28, 28), or None (with a hint) while it is empty."""
     from streamlit_drawable_canvas import st_canvas  # registers its component: only under a running app
@@ -111,6 +103,19 @@ def upload_input():
     return x
 
 
+def example_input():
+    """One of the example drawings in assets/drawings/ (`?example=NAME`), made MNIST-style like a drawing."""
+    names = example_drawings()
+    if st.session_state.get("draw_example") not in names:
+        st.session_state["draw_example"] = query_value("example", names[0], str, lambda v: v in names)
+    name = st.selectbox("Example drawing", names, key="draw_example", format_func=lambda n: n.replace("_", " "))
+    set_query(example=name)
+    show_image(example_picture(name), scale=1)
+    x = from_image_bytes(example_bytes(name))
+    st.session_state["drawing"] = x
+    return x
+
+
 def test_input():
     data = dataset_tensors(dataset.name)
     n = len(data.x_test)
@@ -130,9 +135,11 @@ def draw_panel(source: str) -> None:
     data = dataset_tensors(dataset.name)
     top = st.columns([1.7, 1, 1.5], gap="medium")
     with top[0]:
-        x = {"draw": canvas_input, "upload": upload_input, "test": test_input}[source]()
+        x = {"draw": canvas_input, "example": example_input, "upload": upload_input, "test": test_input}[source]()
     if source != "test":
         set_query(image=None)
+    if source != "example":
+        set_query(example=None)
     if x is None:
         top[1].info("Draw a digit in the black square: white strokes, as large as the square."
                     if source == "draw" else "Upload a picture of a digit.", icon=":material/gesture:")

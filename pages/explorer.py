@@ -10,25 +10,41 @@ import math
 
 import streamlit as st
 
-from engine.images import image_png
-from engine.latent import MAX_SLIDERS, arithmetic, decode, interpolation_images, move
-from pages.common import (dataset_tensors, ensure_app, explain, explorer_directions, explorer_grid_png, loaded_run, need_model,
-                          pick_run, query_value, selected_dataset, set_query, split_codes, usable_runs)
+from engine.data.images import grid_png, image_png
+from engine.eval.codes import decode
+from engine.lab.explorer import (MAX_SLIDERS, arithmetic, interpolation_images, manifold_images, move, sample_images,
+                                 slider_directions)
+from ui.entry import ensure_app
+from ui.resources import dataset_tensors, loaded_at, loaded_run, split_codes
+from ui.runs import need_model, pick_run, usable_runs
+from ui.sidebar import selected_dataset
+from ui.text import explain
+from ui.urlstate import query_value, set_query
 
 LIMIT = 3.0  # slider range, ± standard deviations of the codes along each direction
 SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 st.title("Latent explorer")
-explain(
-    "The decoder $g$ turns *any* code $z$ into an image, not only the codes of real images. The sliders move "
-    "$z$ from a start $z_0$ (the mean code, or a test image's code) along directions $u_i$, in units of the "
-    "test codes' spread $\\sigma_i$ along each: the latent axes themselves when latent_dim ≤ 8, otherwise the "
-    "8 principal directions the codes vary most along. Interpolation walks from $z_a$ to $z_b$ on a straight "
-    "line or on an arc that keeps the norm (slerp); arithmetic decodes $z_a - z_b + z_c$.",
-    r"\hat{x} = g(z), \qquad z = z_0 + \sum_i c_i\,\sigma_i\,u_i",
-    r"z(t) = \frac{\sin\big((1-t)\,\Omega\big)}{\sin\Omega}\,z_a + \frac{\sin(t\,\Omega)}{\sin\Omega}\,z_b,"
-    r"\qquad \cos\Omega = \frac{z_a \cdot z_b}{\lVert z_a\rVert\,\lVert z_b\rVert}")
+explain("explorer")
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def directions_of(run_path: str, token: tuple):
+    """The slider directions (engine.lab.explorer.slider_directions of the test codes), once per checkpoint."""
+    return slider_directions(split_codes(loaded_at(run_path, token)))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def grid_of(run_path: str, token: tuple, what: str, n: int, seed: int = 0, y: int | None = None) -> bytes:
+    """PNG of a run's sample grid (what="samples", n×n images, seeded) or 2-D manifold (what="manifold", n×n)."""
+    loaded = loaded_at(run_path, token)
+    if what == "samples":
+        images = sample_images(loaded, n * n, seed, y)
+    else:
+        images = manifold_images(loaded, n, split_codes(loaded), y)
+    return grid_png(images, ncol=n, scale=2)
+
 
 dataset_name = selected_dataset().name
 runs = usable_runs(dataset_name)
@@ -51,7 +67,7 @@ codes = split_codes(loaded)  # (N, latent_dim): the test codes, in test-split or
 x_test, y_test, classes = data.x_test, data.y_test, data.classes
 n_test = len(codes)
 INDEX_HELP = f"index into the test split (0–{n_test - 1})"
-vae = bool(getattr(loaded.model, "prior_samples", False))  # sample() draws from a prior N(0, I)
+vae = loaded.capabilities.prior  # sample() draws from a prior N(0, I)
 
 y = None  # the class a conditional model decodes with
 if loaded.conditional:
@@ -97,7 +113,7 @@ def reset(keys: list[str]) -> None:
 
 @st.fragment
 def slider_panel() -> None:
-    directions = explorer_directions(loaded)
+    directions = directions_of(loaded.path, loaded.token)
     k = len(directions.std)
     keys = [f"explorer_c{i}" for i in range(k)]
     owner = loaded.run_id  # not the step: a run still training keeps its slider positions across checkpoints
@@ -192,7 +208,7 @@ def samples_panel() -> None:
         st.session_state["explorer_seed"] += 1
     seed = st.session_state["explorer_seed"]
     with st.container(key="explorer_samples"):
-        show(st, explorer_grid_png(loaded.path, loaded.token, "samples", 8, seed, y), f"8×8 samples, seed {seed}")
+        show(st, grid_of(loaded.path, loaded.token, "samples", 8, seed, y), f"8×8 samples, seed {seed}")
     set_query(seed=seed or None)
 
 
@@ -209,6 +225,6 @@ if loaded.latent_dim == 2:
         st.caption("Decoded codes on a 15×15 grid " + ("at the Gaussian quantiles of the prior N(0, I)"
                    if vae else "spanning the central 95% of the test codes") + "; the top row has the highest z₂.")
         with st.container(key="explorer_manifold"):
-            show(st, explorer_grid_png(loaded.path, loaded.token, "manifold", 15, 0, y))
+            show(st, grid_of(loaded.path, loaded.token, "manifold", 15, 0, y))
 else:
     samples_panel()

@@ -1,19 +1,20 @@
 """2-D GAN playground: a GAN learning a distribution of points, drawn live, in the manner of GAN Lab.
 
-The model (engine/toy2d.py) is tiny and lives in st.session_state, one per browser session; a
+The model (engine/lab/gan_playground.py) is tiny and lives in st.session_state, one per browser session; a
 fragment advances it a few steps per tick while playing and redraws the plane. Learning rates,
 D steps and the generator loss (within one game) change the running model; a new distribution,
 Wasserstein on or off, a new size or seed start a fresh one. The link restores the distribution,
 the loss and the learning rates (`?dist=&loss=&lr_g=&lr_d=`) and drawn points (`?points=x,y;…`).
 """
 
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from engine import toy2d
-from engine.images import png_bytes
-from pages.common import ensure_app, explain, query_value, set_query
+from engine.data.images import png_bytes
+from engine.lab import gan_playground as toy2d
+from ui.charts.gan_playground import REAL, canvas_background_image, canvas_points, history_figure, plane_figure
+from ui.entry import ensure_app
+from ui.text import explain
+from ui.urlstate import query_value, set_query
 
 TICK_S = 0.3  # seconds between frames while playing
 LRS = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2)
@@ -24,27 +25,10 @@ LOSSES = {"non_saturating": "Non-saturating: −log D(G(z))", "minimax": "Minima
           "wasserstein": "Wasserstein: critic f + gradient penalty"}
 DEFAULTS = {"toy_speed": 10, "toy_hidden": 64, "toy_layers": 2, "toy_seed": 0, "toy_arrow": 0.2}
 LINKED = ("toy_dist", "toy_loss", "toy_lr_g", "toy_lr_d", "toy_d_steps")  # from the link on a first view
-REAL, FAKE, PUSH = "#1b7837", "#762a83", "#2d004b"  # the ends of the PRGn heatmap: green real, purple fake
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 st.title(":material/bubble_chart: 2-D GAN playground")
-explain(
-    "A GAN is a game. The **generator** $G$ turns noise $z \\sim \\mathcal N(0, I)$ into points $G(z)$; the "
-    "**discriminator** $D$ gives each point its probability of being real. $D$ climbs the value $V$, $G$ descends "
-    "it, one gradient step each in turn. Here the data are points of the plane, so the whole game fits in one "
-    "picture, with the same losses as the image GANs. With the **minimax** loss the push on a fake point is "
-    "$D(x)\\,\\nabla_x s$ ($s$ the logit), which vanishes where $D$ confidently rejects it: press **Step D** a "
-    "few dozen times, then compare the arrows (and the gradient norm) under the two losses. A **Wasserstein** "
-    "critic $f$ scores instead of classifying, kept 1-Lipschitz by a gradient penalty.",
-    r"\min_G \max_D\; V(D, G) = \mathbb{E}_{x \sim p_\mathrm{data}}\big[\log D(x)\big]"
-    r" + \mathbb{E}_{z}\big[\log\big(1 - D(G(z))\big)\big],\qquad D(x) = \sigma\big(s(x)\big)",
-    r"\ell_G^\mathrm{minimax} = \log\big(1 - D(G(z))\big),\qquad"
-    r" -\frac{\partial \ell_G^\mathrm{minimax}}{\partial x} = D(x)\,\nabla_x s(x)",
-    r"\ell_G^\text{non-sat} = -\log D(G(z)),\qquad"
-    r" -\frac{\partial \ell_G^\text{non-sat}}{\partial x} = \big(1 - D(x)\big)\,\nabla_x s(x)",
-    r"\min_G \max_f\; \mathbb{E}_x\big[f(x)\big] - \mathbb{E}_z\big[f(G(z))\big]"
-    r" - \lambda\, \mathbb{E}_{\hat x}\big[(\lVert \nabla f(\hat x) \rVert - 1)^2\big],"
-    r"\qquad \hat x = \epsilon x + (1 - \epsilon)\, G(z)")
+explain("gan_playground")
 
 
 def linked(key: str, param: str, default, options, cast=str) -> None:
@@ -68,7 +52,7 @@ def loss_changed() -> None:
 
 @st.cache_data(show_spinner=False)
 def canvas_background() -> bytes:
-    return png_bytes(toy2d.canvas_background(CANVAS))
+    return png_bytes(canvas_background_image(CANVAS))
 
 
 def drawn_points(container) -> list | None:
@@ -86,7 +70,7 @@ def drawn_points(container) -> list | None:
         result = st_canvas(drawing_mode="point", point_display_radius=4, stroke_width=1, stroke_color=REAL,
                            fill_color=REAL, background_image=canvas_background(), width=CANVAS, height=CANVAS,
                            key="toy_canvas")
-    drawn = toy2d.canvas_points(result.json_data, CANVAS)
+    drawn = canvas_points(result.json_data, CANVAS)
     if drawn:
         try:
             stored = toy2d.validate_points(drawn).tolist()
@@ -146,53 +130,6 @@ config = toy2d.Toy2DConfig(distribution=dist, loss=loss, hidden=hidden, layers=l
                            d_steps=d_steps, seed=seed, points=tuple(map(tuple, points or ())))
 st.session_state["toy_model"] = toy2d.sync_model(st.session_state.get("toy_model"), config)
 set_query(dist=dist, loss=loss, lr_g=lr_g, lr_d=lr_d, points=toy2d.points_to_text(points) if points else None)
-
-
-# -- the figures ----------------------------------------------------------------------------------
-
-
-def plane_figure(view: toy2d.Toy2DView, scale: float) -> go.Figure:
-    """The decision surface as a heatmap, real and generated points, and the generator's push on each fake."""
-    prob = view.surface_kind == "probability"
-    xs, ys = toy2d.arrow_segments(view.fake, view.push, scale)
-    fig = go.Figure([
-        go.Heatmap(x=view.grid, y=view.grid, z=view.surface, colorscale="PRGn", zmin=0 if prob else None,
-                   zmax=1 if prob else None, zsmooth="best", opacity=0.75, hoverinfo="skip",
-                   colorbar=dict(title=dict(text="D(x)" if prob else "f(x)", side="right"), thickness=12, len=0.8)),
-        go.Scatter(x=view.real[:, 0], y=view.real[:, 1], mode="markers", name="real x",
-                   marker=dict(color=REAL, size=5, line=dict(color="white", width=0.5))),
-        go.Scatter(x=xs, y=ys, mode="lines", name="push −∂ℓ_G/∂G(z)", line=dict(color=PUSH, width=1),
-                   hoverinfo="skip"),
-        go.Scatter(x=view.fake[:, 0], y=view.fake[:, 1], mode="markers", name="generated G(z)",
-                   marker=dict(color=FAKE, size=5, line=dict(color="white", width=0.5))),
-    ])
-    lim = [-toy2d.LIM, toy2d.LIM]
-    fig.update_layout(height=500, margin=dict(l=10, r=10, t=10, b=10), uirevision="plane",
-                      legend=dict(orientation="h", y=1.0, x=0.5, xanchor="center", yanchor="bottom"),
-                      xaxis=dict(range=lim, constrain="domain", zeroline=False),
-                      yaxis=dict(range=lim, scaleanchor="x", constrain="domain", zeroline=False))
-    return fig
-
-
-def history_figure(view: toy2d.Toy2DView) -> go.Figure:
-    """Losses, D's mean output on real and fake points, and the gradient norms, against the step."""
-    h, wass = view.history, view.surface_kind == "critic"
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.09,
-                        subplot_titles=("Losses", "f(x) and f(G(z))" if wass else "D(x) and D(G(z))",
-                                        "Gradient norms ‖∇θ ℓ‖"))
-    series = [(1, "d_loss", "D loss", "#b35806"), (1, "g_loss", "G loss", FAKE),
-              (2, "d_real", "real" if wass else "D(x)", REAL), (2, "d_fake", "fake" if wass else "D(G(z))", FAKE),
-              (3, "d_grad_norm", "D", "#b35806"), (3, "g_grad_norm", "G", FAKE)]
-    for row, key, name, colour in series:
-        fig.add_trace(go.Scatter(x=h["step"], y=h[key], name=name, mode="lines", line=dict(color=colour, width=1.5),
-                                 legendgroup=str(row), showlegend=True), row=row, col=1)
-    if not wass:
-        fig.add_hline(y=0.5, line=dict(color="grey", dash="dot", width=1), row=2, col=1)
-    fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=3, col=1)  # one tick per decade
-    fig.update_xaxes(title_text="step", row=3, col=1)
-    fig.update_layout(height=500, margin=dict(l=10, r=10, t=30, b=10), legend=dict(tracegroupgap=105),
-                      uirevision="history")
-    return fig
 
 
 # -- the playground: a fragment, so a step or a frame redraws only this part -----------------------

@@ -1,25 +1,30 @@
 """GAN studio: train GANs, replay their fixed-z samples along a timeline, step one in slow motion.
 
 Link state: `?run=ID` (the run shown), `?compare=ID` (a second run side by side), `?step=N` (the
-timeline's step), `?class=K` (a cGAN's class). The panels are in pages/gan_ui.py, the charts and
-formulas in pages/gan_charts.py, the work in engine/gan_lab.py.
+timeline's step), `?class=K` (a cGAN's class). The panels are in ui/panels/gan_studio.py, the charts in
+ui/charts/gan_studio.py, the work in engine/lab/gan_studio.py, the explanations in assets/pages/gan_studio*.md.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from engine import gan_lab
-from engine.models import MODELS
+from engine.lab import gan_studio as gan_lab
+from engine.lab.home import starter_seconds
+from engine.models import formulas, get_model_class, models
 from engine.runs import ACTIVE, Run
-from pages import gan_charts, gan_ui
-from pages.common import (ensure_app, explain, job_manager, new_run_form, safe_summary,
-                          selected_dataset, set_query, starter_seconds)
-from pages.runs_ui import ERRORS, live_run_panel, signature
+from ui.entry import ensure_app
+from ui.forms import new_run_form
+from ui.panels import gan_studio as gan_ui
+from ui.resources import job_manager
+from ui.run_panel import ERRORS, live_run_panel, signature
+from ui.sidebar import selected_dataset
+from ui.text import explain
+from ui.urlstate import set_query
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
-GAN_MODELS = [name for name, cls in MODELS.items() if cls.kind == "adversarial"]
+GAN_MODELS = models(adversarial=True)
 GAN_SETTINGS = ("seconds", "epochs", "batch_size", "lr", "lr_d", "beta1", "beta2", "seed", "judge")
 GAN_SECONDS = 60.0  # the form's default budget: a GAN is judged by its samples, so a time budget suits it
 STARTER_MODEL, STARTER_SECONDS = "dcgan", 30.0  # the one-click run offered while there is no GAN
@@ -30,11 +35,7 @@ jm = job_manager()
 dataset = selected_dataset()
 
 st.title(":material/auto_awesome: GAN studio")
-explain("A **GAN** trains two networks against each other: a generator $G$ turns noise $z$ into images, a "
-        "discriminator $D$ tells real images from generated ones. $D$ maximises the game's value, $G$ minimises "
-        "it; at the equilibrium $G$'s images are distributed like the data and $D(x) = 1/2$ everywhere. Train "
-        "several GANs at once, replay each one's samples from a **fixed** $z$, compare two runs, change learning "
-        "rates while they train, and step one update at a time.", gan_charts.MINIMAX)
+explain("gan_studio")
 
 
 def show_new(run: Run) -> None:
@@ -48,8 +49,8 @@ def show_new(run: Run) -> None:
 
 with st.expander("Start a GAN run", icon=":material/rocket_launch:"):
     model = st.selectbox("Model", GAN_MODELS, key="gan_model", help="Every GAN in the registry")
-    st.markdown(f"**{model}** · {MODELS[model].description}")
-    for formula in gan_charts.MODEL_LOSSES.get(model, (gan_charts.MINIMAX,)):
+    st.markdown(f"**{model}** · {get_model_class(model).description}")
+    for formula in formulas(model):
         st.latex(formula)
     new = new_run_form(model, key=f"gan_{model}", form_key="gan_form", train_names=GAN_SETTINGS,
                        train_defaults={"seconds": GAN_SECONDS, "epochs": None},
@@ -63,7 +64,7 @@ try:
 except ERRORS as e:
     st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
     st.stop()
-summaries = [safe_summary(r) for r in runs]
+summaries = [r.summary() for r in runs]
 st.session_state[gan_ui.SIGNATURE_KEY] = signature(summaries)
 
 if not runs:
@@ -81,7 +82,7 @@ if not runs:
                  icon=":material/rocket_launch:", disabled=not dataset.available):
         try:
             starter = jm.submit(STARTER_MODEL, dataset.name, {}, {"seconds": seconds})
-        except Exception as e:  # noqa: BLE001 - whatever went wrong, say it on the page
+        except Exception as e:
             st.error(f"Could not start training: {e}")
         else:
             show_new(starter)
@@ -131,17 +132,11 @@ gan_ui.gan_table()
 
 st.subheader("Timeline")
 g_loss = config["model_config"].get("g_loss", "")
-explain("Every snapshot is the generator applied to the **same** codes $z$, so the grid shows $G$ changing, not "
-        "new noise. Scrub the step or press **Play**; the charts share the step axis (the dotted line is the step "
-        f"shown). Run A is a `{config['model']}` with the **{g_loss.replace('_', '-')}** generator loss: the minimax "
-        "loss saturates (its gradient vanishes while D rejects every fake), the non-saturating one does not, and a "
-        "WGAN's critic $f$ estimates the Wasserstein distance, kept 1-Lipschitz by a gradient penalty.",
-        gan_charts.WASSERSTEIN if g_loss == "wasserstein" else gan_charts.G_LOSSES)
-explain("A *judge* classifier trained on real images scores samples as training goes: the **FID-style distance** "
-        "compares Gaussians fitted to its features of real (r) and generated (g) images, and the **inception-style "
-        "score** is high when each sample is clearly one class and all classes appear. A collapsed generator makes "
-        "few classes: its histogram stays far from $1/K$.",
-        gan_charts.FID + r"\qquad " + gan_charts.INCEPTION, gan_charts.CLASS_SHARE)
+explain("gan_studio", "timeline")
+st.markdown(f"Run A is a `{config['model']}` with the **{str(g_loss).replace('_', '-')}** generator loss:")
+for formula in formulas(config["model"]):
+    st.latex(formula)
+explain("gan_studio", "judge")
 playing = st.session_state.get("gan_playing", False)
 st.session_state["gan_timer"] = "play" if playing else "poll"
 st.fragment(run_every=PLAY_EVERY_S if playing else (2.0 if active else None))(gan_ui.timeline)(run, compare)
@@ -150,26 +145,15 @@ st.fragment(run_every=PLAY_EVERY_S if playing else (2.0 if active else None))(ga
 
 tabs = st.tabs(["Slow motion", "Learning rates", "Memorisation"] + (["Class samples"] if conditional else []))
 with tabs[0]:
-    explain("Load a checkpoint and take the training steps yourself. A **D step** follows the discriminator's "
-            "gradient on one batch: D(x) tends to rise and D(G(z)) to fall, the samples stay as they are. A **G step** "
-            "moves the generator toward what fools this D: D(G(z)) rises and the grid changes. Training alternates "
-            "them.",
-            gan_charts.UPDATES)
+    explain("gan_studio", "slow_motion")
     st.fragment(gan_ui.slow_motion)(run)
 with tabs[1]:
-    explain("The two players learn at their own rates. A discriminator that learns much faster than the generator "
-            "wins outright (D(G(z)) → 0) and, with the minimax loss, its gradient to G vanishes; one that is too "
-            "slow gives G no useful signal. Heusel et al. (2017) let D learn faster (a two time-scale update "
-            "rule). Change the rates while a run trains and watch the curves react.")
+    explain("gan_studio", "learning_rates")
     st.fragment(run_every=2.0 if states.get(run.id) in ACTIVE else None)(gan_ui.learning_rates)(run)
 with tabs[2]:
-    explain("Does the generator make new images, or copies of its training set? Each sample is shown above its "
-            "nearest training image. A sample much nearer the training set than unseen real images are is likely "
-            "a copy; the timeline's last chart follows the same distance over training.", gan_charts.NEAREST)
+    explain("gan_studio", "memorisation")
     st.fragment(gan_ui.memorisation)(run)
 if conditional:
     with tabs[3]:
-        explain("A conditional GAN gets the class $y$ as a second input of both players: ask for a class and get "
-                "an image of it. With $y$ fixed, walking from one code $z$ to another changes the style (slant, "
-                "thickness), not the class.", gan_charts.CONDITIONAL)
+        explain("gan_studio", "class_samples")
         st.fragment(gan_ui.class_samples)(run)

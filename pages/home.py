@@ -6,11 +6,14 @@ The selected run lives in the URL (`?run=ID`), so a link restores it. Runs start
 
 import streamlit as st
 
-from engine.jobs import STARTER
-from pages.common import ensure_app, job_manager, selected_dataset, starter_seconds
-from pages.runs_ui import live_run_panel, run_summaries, runs_table
+from engine.lab.home import starter_seconds, starter_settings
+from ui.entry import ensure_app
+from ui.navigation import tour
+from ui.resources import job_manager
+from ui.run_panel import live_run_panel, run_summaries, runs_table
+from ui.sidebar import selected_dataset
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
 jm = job_manager()
 dataset = selected_dataset()
@@ -24,34 +27,20 @@ st.markdown(
 st.latex(r"x \;\longrightarrow\; z = f(x) \;\longrightarrow\; \hat{x} = g(z),"
          r"\qquad \min_{f,\,g}\; \lVert x - \hat{x} \rVert^2")
 
-TOUR = [
-    ("pages/train.py", "Train", ":material/model_training:",
-     "pick any of the autoencoders, set its knobs, watch several train at once"),
-    ("pages/draw.py", "Draw", ":material/draw:", "draw a digit and see it encoded, rebuilt and recognised"),
-    ("pages/noise_lab.py", "Noise lab", ":material/blur_on:", "add noise and watch a denoising autoencoder remove it"),
-    ("pages/explorer.py", "Latent explorer", ":material/tune:", "scrub the code z with sliders, interpolate, sample"),
-    ("pages/latent_map.py", "Latent map", ":material/scatter_plot:", "a UMAP map of the codes: watch clusters form"),
-    ("pages/pca_vs_ae.py", "PCA vs autoencoder", ":material/compare:", "where a linear model stops and depth pays"),
-    ("pages/anomaly.py", "Anomaly detection", ":material/troubleshoot:", "train on one digit, spot the others"),
-    ("pages/gan_studio.py", "GAN studio", ":material/auto_awesome:",
-     "train GANs and watch their samples evolve; judge them; step them by hand"),
-    ("pages/gan_playground.py", "2-D GAN playground", ":material/bubble_chart:",
-     "watch a GAN learn a ring of points, live: D's surface, G's gradients"),
-]
 with st.container(border=True):
     cols = st.columns(4)
-    for i, (path, title, icon, blurb) in enumerate(TOUR):
+    for i, page in enumerate(tour()):
         with cols[i % 4]:
-            st.page_link(path, label=title, icon=icon)
-            st.caption(blurb)
+            st.page_link(page.path, label=page.title, icon=page.icon)
+            st.caption(page.blurb)
 
 try:
     seconds = starter_seconds()
 except ValueError as e:
     st.warning(str(e))
     seconds = None
-budget = seconds or STARTER["train"]["seconds"]
-starter = f"{STARTER['model']}, latent_dim {STARTER['model_config']['latent_dim']}, {budget:g} s"
+model, model_config, train = starter_settings(seconds)
+starter = f"{model}, latent_dim {model_config['latent_dim']}, {train['seconds']:g} s"
 left, right = st.columns([1, 2], vertical_alignment="center")
 clicked = left.button("Train a starter model", key="home_starter", type="primary",
                       icon=":material/rocket_launch:", disabled=not dataset.available,
@@ -61,8 +50,8 @@ right.markdown(f"**Dataset:** `{dataset.name}`" +
                f" · **starter:** {starter}")
 if clicked:
     try:
-        run = jm.submit_starter(dataset.name, seconds=seconds)
-    except Exception as e:  # noqa: BLE001 - whatever went wrong, say it on the page
+        run = jm.submit(model, dataset.name, model_config, train)
+    except Exception as e:
         st.error(f"Could not start the starter run: {e}")
     else:
         st.session_state["home_run"] = run.id

@@ -11,15 +11,21 @@ from collections import Counter
 
 import streamlit as st
 
-from engine import maps
-from engine.images import grid, png_bytes
-from engine.latent import checkpoint_steps, class_votes, encode, nearest, reconstruct
-from engine.runs import RunError
-from pages.common import (ensure_app, dataset_tensors, explain, loaded_run, map_figure, map_jobs, need_model, pick_run,
-                          query_value, replay_figure, selected_dataset, set_query, show_image, split_codes,
-                          usable_runs)
+from engine.data.images import grid_png
+from engine.eval.codes import class_votes, encode, nearest, reconstruct
+from engine.lab import latent_map as maps
+from engine.runs import Run, RunError
+from engine.runs.loaded import checkpoint_steps
+from ui.charts.latent_map import map_figure, replay_figure
+from ui.entry import ensure_app
+from ui.images import show_image
+from ui.resources import dataset_tensors, loaded_run, map_jobs, split_codes
+from ui.runs import need_model, pick_run, usable_runs
+from ui.sidebar import selected_dataset
+from ui.text import explain
+from ui.urlstate import query_value, set_query
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
 MAX_GROUP = 40  # images shown for a lasso/box selection
 
@@ -31,8 +37,6 @@ def knn(points, y) -> float:
 
 @st.cache_data(max_entries=8, show_spinner="Encoding the test set at each checkpoint…")
 def replay(run_path: str, steps: tuple, dataset: str):
-    from engine.runs import Run
-
     ds = dataset_tensors(dataset)
     idx = maps.subset_indices(len(ds.y_test), maps.REPLAY_POINTS)
     return maps.checkpoint_maps(maps.replay_codes(Run(run_path), ds, steps, idx)), ds.y_test.numpy()[idx]
@@ -64,16 +68,7 @@ def selection(state) -> list[int]:
 
 dataset = selected_dataset()
 st.title(":material/scatter_plot: Latent map")
-explain(
-    "Every test image's code $z$ (latent_dim numbers) becomes one point on a plane, coloured by its class: "
-    "the clusters show what the model keeps together. **PCA** projects $z$ onto the two directions it varies most "
-    "(a linear shadow); **UMAP** links each code to its nearest neighbours and lays that graph out so neighbours stay "
-    "neighbours (McInnes et al. 2018); **t-SNE** matches neighbour probabilities. For UMAP and t-SNE the distances "
-    "*between* clusters mean little.",
-    r"\text{PCA: } y_i = W^\top (z_i - \bar z), \quad W = [v_1, v_2] \text{ (top two eigenvectors of the "
-    r"codes' covariance)}",
-    r"\text{UMAP: } \min_Y \sum_{i \ne j} w_{ij} \log \tfrac{w_{ij}}{v_{ij}} + (1 - w_{ij}) \log \tfrac{1 - w_{ij}}"
-    r"{1 - v_{ij}},\; v_{ij} = \big(1 + a \lVert y_i - y_j \rVert^{2b}\big)^{-1}")
+explain("latent_map")
 
 runs = usable_runs(dataset.name)
 if not runs:
@@ -116,7 +111,7 @@ if method != "pca":
     jobs.submit(key, z, method)
     try:
         projection = jobs.result(key) or projection
-    except Exception as e:  # noqa: BLE001 - whatever the worker raised, say it and keep the PCA map
+    except Exception as e:
         st.error(f"The {maps.METHODS[method]} map failed: {e}. Showing PCA.")
         if st.button("Try again", key="map_retry"):
             jobs.discard(key)
@@ -139,7 +134,7 @@ if drawing is not None and getattr(drawing, "shape", None) == (28, 28) and not l
     z_draw = encode(loaded, drawing)
     try:
         placed = projection.place(z_draw)[0]
-    except Exception as e:  # noqa: BLE001 - a map without a star beats no map
+    except Exception as e:
         st.warning(f"Could not place your drawing on the {maps.METHODS[projection.method]} map: {e}")
 
 map_col, side_col = st.columns([3, 2], gap="medium")
@@ -168,7 +163,7 @@ with side:
         names = ds.classes or [str(c) for c in range(max(counts) + 1)]
         st.markdown(f"**{len(group):,} images selected** · " +
                     " · ".join(f"{names[c]}: {n}" for c, n in counts.most_common()))
-        st.image(png_bytes(grid(ds.x_test[group[:MAX_GROUP]], ncol=8, scale=2)),
+        st.image(grid_png(ds.x_test[group[:MAX_GROUP]], ncol=8, scale=2),
                  caption=f"the first {min(len(group), MAX_GROUP)} of them")
     elif image is not None:
         label = int(y_all[image])

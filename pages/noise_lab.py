@@ -6,36 +6,33 @@ Link state: `?dn=…&ae=…&pca=…` (the three runs), `?image=N`, `?noise=KIND&
 import math
 import random
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from engine import compare
-from engine.images import image_png
-from pages.common import (ensure_app, dataset_tensors, explain, loaded_run, need_model, pick_run, query_value,
-                          usable_dataset, set_query, usable_runs)
+from engine.data.noise import LEVEL_HELP
+from engine.lab import noise_lab
+from engine.runs import is_denoising, is_plain
+from ui.charts.noise_lab import NOISE_LABELS, psnr_figure
+from ui.entry import ensure_app
+from ui.images import show_image
+from ui.resources import dataset_tensors, loaded_run
+from ui.runs import need_model, pick_run, usable_runs
+from ui.sidebar import usable_dataset
+from ui.text import explain
+from ui.urlstate import query_value, set_query
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
 # (URL parameter, title, picker filter, the model a need_model button trains, its config, its training)
 SLOTS = [
-    ("dn", "Denoising AE", dict(models=compare.unconditional_models(), predicate=compare.is_denoising),
+    ("dn", "Denoising AE", dict(models=noise_lab.unconditional_models(), predicate=is_denoising),
      "denoising_ae", {"latent_dim": 32}, {"seconds": 20}),
-    ("ae", "Autoencoder", dict(models=("ae", "conv_ae"), predicate=compare.is_plain), "conv_ae", {"latent_dim": 32},
+    ("ae", "Autoencoder", dict(models=noise_lab.autoencoders(), predicate=is_plain), "conv_ae", {"latent_dim": 32},
      {"seconds": 15}),
-    ("pca", "PCA", dict(models=("pca",), predicate=compare.is_plain), "pca", {"latent_dim": 32}, {}),
+    ("pca", "PCA", dict(models=noise_lab.baselines(), predicate=is_plain), "pca", {"latent_dim": 32}, {}),
 ]
-COLOURS = {"Denoising AE": "#2ca02c", "Autoencoder": "#1f77b4", "PCA": "#ff7f0e", compare.NOISY: "#7f7f7f"}
 
 st.title(":material/blur_on: Noise lab")
-explain(
-    "Corrupt an image $x$ into $\\tilde{x}$ and let three models rebuild it. A **denoising autoencoder** was "
-    "trained on exactly this task, corrupted inputs with clean targets (Vincent et al. 2008). A plain autoencoder "
-    "and PCA only ever saw clean images, yet squeezing $\\tilde{x}$ through what they learned removes some noise "
-    "too. Every output is scored against the *clean* $x$ by its PSNR (higher is better); the noisy input's own "
-    "PSNR is the baseline to beat.",
-    r"\tilde{x} = \mathrm{corrupt}(x),\qquad \hat{x} = g\big(f(\tilde{x})\big),\qquad "
-    r"\min_{f,g}\ \lVert x - g(f(\tilde{x}))\rVert^2,\qquad "
-    r"\mathrm{PSNR}(x,\hat{x}) = 10\,\log_{10}\frac{1}{\mathrm{MSE}(x,\hat{x})}\ \text{dB}")
+explain("noise_lab")
 dataset = usable_dataset()
 
 models, cache_key = {}, []
@@ -58,31 +55,11 @@ for column, (param, title, which, model, model_config, train) in zip(st.columns(
 @st.cache_data(max_entries=32, show_spinner="Scoring 200 test images at 8 noise levels…")
 def psnr_chart_table(dataset_name: str, kind: str, key: tuple, _models: dict):
     """(levels, name → PSNR per level) on a fixed batch of test images; `key` names the checkpoints."""
-    return compare.psnr_chart(_models, dataset_tensors(dataset_name), kind)
-
-
-def psnr_figure(levels, table: dict, level: float, kind: str) -> go.Figure:
-    fig = go.Figure()
-    for name, values in table.items():
-        fig.add_trace(go.Scatter(x=levels, y=values, name=name, mode="lines+markers",
-                                 line=dict(color=COLOURS.get(name), dash="dot" if name == compare.NOISY else None)))
-    fig.add_vline(x=level, line_dash="dash", line_color="#999", annotation_text="this image's level",
-                  annotation_position="top right")
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="PSNR (dB)",
-                      title=dict(text=f"PSNR against {compare.NOISE_LABELS[kind]} noise level "
-                                      f"({compare.CHART_IMAGES} test images)", font_size=14),
-                      xaxis_title=f"level: {compare.LEVEL_HELP[kind]}",
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
-    return fig
+    return noise_lab.psnr_chart(_models, dataset_tensors(dataset_name), kind)
 
 
 def psnr_text(value: float) -> str:
     return f"{value:.1f} dB" if math.isfinite(value) else "∞ dB"
-
-
-def show_image(x, caption: str, container) -> None:
-    # PNG on purpose: Streamlit's default re-encodes to JPEG, which smears 28×28 digits (and the noise)
-    container.image(image_png(x, scale=6), caption=caption, output_format="PNG")
 
 
 def new_image(n_test: int) -> None:
@@ -96,7 +73,7 @@ def lab(models: dict, key: tuple) -> None:
     if "noise_image" not in st.session_state:
         st.session_state["noise_image"] = query_value("image", 0, int, lambda i: 0 <= i < n_test)
     if "noise_kind" not in st.session_state:
-        st.session_state["noise_kind"] = query_value("noise", "gaussian", str, lambda k: k in compare.NOISE_KINDS)
+        st.session_state["noise_kind"] = query_value("noise", "gaussian", str, lambda k: k in noise_lab.NOISE_KINDS)
     if "noise_seed" not in st.session_state:
         st.session_state["noise_seed"] = query_value("seed", 0, int, lambda s: 0 <= s <= 10**6)
 
@@ -114,20 +91,20 @@ def lab(models: dict, key: tuple) -> None:
                      help="A random test image")
         x = data.x_test[index, 0]
         set_query(image=index)
-    kind = kind_col.selectbox("Noise", compare.NOISE_KINDS, key="noise_kind",
-                              format_func=lambda k: compare.NOISE_LABELS[k])
+    kind = kind_col.selectbox("Noise", noise_lab.NOISE_KINDS, key="noise_kind",
+                              format_func=lambda k: NOISE_LABELS[k])
     level_key = f"noise_level_{kind}"  # one remembered level per kind: their ranges differ
     if level_key not in st.session_state:
-        linked = query_value("level", None, float, lambda v: 0 <= v <= compare.LEVEL_MAX[kind])
+        linked = query_value("level", None, float, lambda v: 0 <= v <= noise_lab.LEVEL_MAX[kind])
         st.session_state[level_key] = linked if linked is not None and st.query_params.get("noise") == kind \
-            else compare.DEFAULT_LEVEL[kind]
-    level = level_col.slider("Noise level", 0.0, compare.LEVEL_MAX[kind], step=0.05 if kind != "salt_pepper" else 0.02,
-                             key=level_key, help=compare.LEVEL_HELP[kind])
+            else noise_lab.DEFAULT_LEVEL[kind]
+    level = level_col.slider("Noise level", 0.0, noise_lab.LEVEL_MAX[kind],
+                             step=0.05 if kind != "salt_pepper" else 0.02, key=level_key, help=LEVEL_HELP[kind])
     seed = seed_col.number_input("Noise seed", 0, 10**6, key="noise_seed", help="The same seed, the same noise")
     set_query(noise=kind, level=f"{level:g}", seed=seed)
 
     try:
-        out = compare.denoise(models, x, kind, level, seed)
+        out = noise_lab.denoise(models, x, kind, level, seed)
         levels, table = psnr_chart_table(dataset.name, kind, key, models)
     except (ValueError, RuntimeError) as e:  # a damaged checkpoint, a drawing of the wrong shape…
         st.error(f"Cannot run the models on this image: {e}")

@@ -1,45 +1,32 @@
 """Train: pick a model from the registry, set its hyper-parameters, train it in the background.
 
 Link state: `?model=NAME` (the form's model), `?run=ID` (the run shown live), `?compare=ID,ID` (the
-runs overlaid). Runs can be downloaded as a .zip and uploaded back (engine/transfer.py checks them).
+runs overlaid). Runs can be downloaded as a .zip and uploaded back (engine/runs/transfer.py checks them).
 """
 
 from functools import partial
 
 import streamlit as st
 
-from engine.models import MODELS
+from engine.lab.train import trainable_models
+from engine.models import formulas, get_model_class
 from engine.runs import ACTIVE, Run
-from engine.transfer import MAX_IMPORT_BYTES, export_filename, export_run, import_run
-from pages.common import (compare_figure, ensure_app, explain, job_manager, new_run_form, query_value,
-                          set_query)
-from pages.runs_ui import ERRORS, live_run_panel, run_summaries, runs_table
+from engine.runs.transfer import MAX_IMPORT_BYTES, export_filename, export_run, import_run
+from ui.charts.losses import compare_figure
+from ui.entry import ensure_app
+from ui.forms import new_run_form
+from ui.resources import job_manager
+from ui.run_panel import ERRORS, live_run_panel, run_summaries, runs_table
+from ui.text import explain
+from ui.urlstate import query_value, set_query
 
-ensure_app()  # a deep link on a fresh server runs app.py first (see pages/common.py)
-
-# The reconstruction loss ℓ every autoencoder pays (n = 784 pixels), and what each family adds to it.
-RECONSTRUCTION = (r"\mathcal{L} = \ell(x, \hat{x}),\quad \ell_{\text{MSE}} = \tfrac{1}{n}\lVert x - \hat{x} \rVert^2,"
-                  r"\quad \ell_{\text{BCE}} = -\tfrac{1}{n}\textstyle\sum_i x_i \log \hat{x}_i"
-                  r" + (1 - x_i) \log(1 - \hat{x}_i)")
-ELBO = (r"-\mathrm{ELBO} = -\mathbb{E}_{q(z|x)}[\log p(x|z)]"
-        r" + \beta\,\mathrm{KL}\big(q(z|x)\,\|\,\mathcal{N}(0, I)\big)")
-LOSSES = {
-    "denoising_ae": r"\mathcal{L} = \ell\big(x,\ g(f(\tilde{x}))\big), \quad \tilde{x} = \text{noise}(x)",
-    "sparse_ae": r"\mathcal{L} = \ell(x, \hat{x}) + \beta \textstyle\sum_j \mathrm{KL}(\rho \,\|\, \hat{\rho}_j)"
-                 r"\quad \text{or} \quad \ell(x, \hat{x}) + \beta \textstyle\sum_j |z_j|",
-    "contractive_ae": r"\mathcal{L} = \ell(x, \hat{x}) + \lambda \lVert \partial h / \partial x \rVert_F^2",
-    "vae": ELBO, "conv_vae": ELBO, "cvae": ELBO.replace("|x)", "|x, y)").replace("|z)", "|z, y)"),
-    "pca": r"\min_{W^\top W = I} \lVert X - X W W^\top \rVert_F^2 \quad \text{(closed form: no training loop)}",
-}
+ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
 jm = job_manager()
-models = [name for name, cls in MODELS.items() if cls.kind == "reconstruction"]  # not the GANs' kind, "adversarial"
+models = trainable_models()  # every autoencoder and PCA; the GANs have their studio
 
 st.title(":material/model_training: Train")
-explain("Pick a model, set its hyper-parameters and start it: it trains in a background process, while the "
-        "reconstructions of a fixed test batch and the loss curves refresh below. Training minimises a loss "
-        r"over mini-batches of the train split with Adam; every autoencoder pays a reconstruction loss $\ell$, "
-        "and each family adds its own term:", RECONSTRUCTION)
+explain("train")
 
 
 def import_upload() -> None:
@@ -63,9 +50,9 @@ if st.session_state.get("train_model") not in models:
 pick, about = st.columns([1, 2], vertical_alignment="bottom")
 model = pick.selectbox("Model", models, key="train_model", help="Every reconstruction model in the registry")
 set_query(model=model)
-cls = MODELS[model]
-about.markdown(f"**{model}** · {cls.description}")
-about.latex(LOSSES.get(model, r"\mathcal{L} = \ell(x, \hat{x})"))
+about.markdown(f"**{model}** · {get_model_class(model).description}")
+for formula in formulas(model):
+    about.latex(formula)
 run = new_run_form(model, key=f"train_{model}", form_key="train_form")
 if run is not None:
     st.session_state["train_run"] = run.id

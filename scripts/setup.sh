@@ -5,6 +5,8 @@
 #   scripts/setup.sh          runtime: what `make run` needs
 #   scripts/setup.sh --test   runtime + test dependencies + chromium: what `make test` needs
 #
+# Both install Latent Lab itself editable (pip install -e .), so nothing sets PYTHONPATH by hand.
+#
 # A second run is quick: pip is skipped while a stamp file is newer than the requirements files,
 # and Debian packages are only installed when missing. Environment: PYTHON (default python3),
 # VENV (default .venv), CHROMIUM_PATH (a Chromium binary to use instead of Debian's).
@@ -108,6 +110,16 @@ pip_install() {  # pip_install STAMP REQUIREMENTS...
 
 pip_install .stamp-runtime requirements.txt
 if [ "$WITH_TEST" = 1 ]; then
-    pip_install .stamp-test requirements.txt requirements-dev.txt
+    pip_install .stamp-test requirements.txt requirements-test.txt
+fi
+
+# Latent Lab itself, editable: `python -m engine` and the job workers import the checkout's engine/ and ui/
+# from any folder. Redone when pyproject.toml changes (or the checkout moved).
+if [ ! -e "$VENV/.stamp-project" ] || [ pyproject.toml -nt "$VENV/.stamp-project" ] \
+        || ! "$VENV/bin/python" -I -c 'import engine, sys; sys.exit(engine.__file__ != sys.argv[1])' \
+            "$PWD/engine/__init__.py" 2>/dev/null; then
+    say "pip install -e . (Latent Lab itself)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    touch "$VENV/.stamp-project"
 fi
 say "ready ($VENV)"

@@ -70,11 +70,11 @@ def add_run(runs_dir: Path, source: Path, run_id: str | None = None) -> Path:
 
 def train_tiny(parent: Path, run_id: str, model: str, model_config: dict, train: dict | None = None) -> Path:
     """A finished mnist-5k run trained in this process (default: one epoch on one thread)."""
-    from engine.runs import Run
-    from engine.train import make_run_config, train_run
+    from engine.runs import Run, make_run_config
+    from engine.train import train_run
 
     train = {"epochs": 1, "threads": 1} if train is None else train
     run = Run.create(parent, make_run_config(model, "mnist-5k", model_config, train), run_id=run_id)
     train_run(run)
-    assert run.status()["state"] == "done", run.status()
+    assert run.status().state == "done", run.status()
     return run.path

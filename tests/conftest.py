@@ -53,13 +53,13 @@ def finished_pca_run(tmp_path_factory) -> Path:
 
     Shared: copy it (shutil.copytree) rather than changing it.
     """
-    from engine.runs import Run
-    from engine.train import make_run_config, train_run
+    from engine.runs import Run, make_run_config
+    from engine.train import train_run
 
     parent = tmp_path_factory.mktemp("finished")
     run = Run.create(parent, make_run_config("pca", "mnist-5k", {"latent_dim": 8}, {}), run_id="pca-finished")
     train_run(run)
-    assert run.status()["state"] == "done", run.status()
+    assert run.status().state == "done", run.status()
     return run.path
 
 
@@ -82,11 +82,11 @@ def media(monkeypatch) -> dict:
 
 @pytest.fixture(scope="session")
 def mnist_judge(tmp_path_factory):
-    """The judge classifier of mnist-5k (engine.judge), trained once per session (~12 s).
+    """The judge classifier of mnist-5k (engine.eval.judge), trained once per session (~12 s).
 
     It lives in its own runs folder (judge.path is RUNS/.judges/mnist-5k). Shared: copy that
-    folder (shutil.copytree to engine.judge.judge_path("mnist-5k", your_runs)) rather than changing it.
+    folder (shutil.copytree to engine.eval.judge.judge_path("mnist-5k", your_runs)) rather than changing it.
     """
-    from engine.judge import train_judge
+    from engine.eval.judge import train_judge
 
     return train_judge("mnist-5k", tmp_path_factory.mktemp("judge-runs"), seed=0)

@@ -1,20 +1,26 @@
-"""The model registry: a short name → a model class (whose `config_cls` is its config).
+"""The model registry: a short name → a model class, and the questions pages ask about models.
 
-A new variant is one class in its own file (or beside its family) plus one line here; the CLI,
-the UI's model picker and the parametrised test suite all loop over MODELS.
+Every class declares what it is (engine.models.base): its `capabilities`, its `trainer`, its
+`formula`, its config dataclass (`config_cls`, whose settings carry their help and choices) and
+the training settings it prefers (`train_defaults`). The CLI, the UI and the engine ask here —
+
+    models(encodes=True, conditional=False)   # names of every model that matches, in order
+    capabilities("vae").prior                 # what one model can do
+
+— and never test a model's name. A new variant is one class (in its own file, or beside its
+family) plus one line in MODELS; `register` adds one at run time (tests, plugins).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 from torch import nn
 
 from engine.models.ae import ContractiveAE, DenoisingAE, DenseAE, LinearAE, SparseAE
-from engine.models.base import ModelConfig, config_from_dict, config_to_dict
+from engine.models.base import Capabilities, ModelConfig
 from engine.models.conv_ae import ConvAE
 from engine.models.gan import CGAN, DCGAN, GAN, WGANGP
 from engine.models.pca import PCA
+from engine.models.settings import config_from_dict, config_to_dict, describe
 from engine.models.vae import CVAE, VAE, ConvVAE
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -35,10 +41,54 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
+def register(name: str, cls: type[nn.Module]) -> None:
+    """Add a model class under `name` (a new name only); it then shows up wherever models are listed."""
+    if name in MODELS:
+        raise ValueError(f"a model named {name!r} is registered already")
+    for attr in ("config_cls", "capabilities", "trainer", "formula", "description"):
+        if not hasattr(cls, attr):
+            raise ValueError(f"{cls.__name__} must declare {attr} (see engine.models.base)")
+    MODELS[name] = cls
+
+
+def unregister(name: str) -> None:
+    MODELS.pop(name, None)
+
+
 def get_model_class(name: str) -> type[nn.Module]:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(MODELS)}")
     return MODELS[name]
+
+
+def capabilities(name: str) -> Capabilities:
+    """What model `name` can do; an unknown name is a ValueError."""
+    return get_model_class(name).capabilities
+
+
+def models(**wanted: bool) -> list[str]:
+    """Names of the registered models whose capabilities match every keyword, in registry order.
+
+    models(encodes=True) are the autoencoders and PCA; models(adversarial=True) the GANs;
+    models(encodes=True, conditional=False) those that rebuild an image without its label.
+    """
+    return [name for name, cls in MODELS.items() if cls.capabilities.matches(**wanted)]
+
+
+def is_model(name, **wanted: bool) -> bool:
+    """True when `name` is a registered model whose capabilities match (a run's config may name anything)."""
+    return isinstance(name, str) and name in MODELS and MODELS[name].capabilities.matches(**wanted)
+
+
+def label(name: str) -> str:
+    """A short name for people ("conv AE"), or the registry name when the class gives none."""
+    return get_model_class(name).label or name
+
+
+def formulas(name: str) -> tuple[str, ...]:
+    """The LaTeX of the loss model `name` minimises (one or more lines)."""
+    formula = get_model_class(name).formula
+    return (formula,) if isinstance(formula, str) else tuple(formula)
 
 
 def make_config(name: str, values: dict | None = None, **overrides) -> ModelConfig:
@@ -58,21 +108,19 @@ def build_model(name: str, config: ModelConfig | dict | None = None, **overrides
 
 
 def describe_models() -> list[dict]:
-    """One dict per registered model: name, kind, description and each setting's default and help."""
+    """One dict per registered model: name, what it can do, its formula and each setting's default and help."""
     out = []
     for name, cls in MODELS.items():
-        helps = cls.config_cls.field_help()
-        settings = {
-            f.name: {"default": _jsonable(getattr(cls.config_cls(), f.name)), "help": helps.get(f.name, "")}
-            for f in dataclasses.fields(cls.config_cls)
-        }
-        out.append({"name": name, "kind": cls.kind, "description": cls.description,
-                    "conditional": cls.conditional, "settings": settings, "train_defaults": cls.train_defaults})
+        caps = sorted(k for k, v in vars(cls.capabilities).items() if v)
+        settings = {}
+        for s in describe(cls.config_cls):
+            entry = {"default": list(s.default) if isinstance(s.default, tuple) else s.default, "help": s.help}
+            settings[s.name] = {**entry, "choices": list(s.choices)} if s.choices else entry
+        out.append({"name": name, "label": label(name), "trainer": cls.trainer, "capabilities": caps,
+                    "description": cls.description, "formula": list(formulas(name)), "settings": settings,
+                    "train_defaults": cls.train_defaults})
     return out
 
 
-def _jsonable(v):
-    return list(v) if isinstance(v, tuple) else v
-
-
-__all__ = ["MODELS", "build_model", "describe_models", "get_model_class", "make_config", "config_to_dict"]
+__all__ = ["MODELS", "Capabilities", "build_model", "capabilities", "config_to_dict", "describe_models", "formulas",
+           "get_model_class", "is_model", "label", "make_config", "models", "register", "unregister"]

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from engine.models.base import IMAGE_PIXELS, IMAGE_SHAPE, AEConfig, ReconstructionModel, activation, mlp
-
+from engine.data.noise import NoiseKind
+from engine.models.base import IMAGE_PIXELS, IMAGE_SHAPE, Activation, AEConfig, Capabilities, ReconstructionModel, mlp
+from engine.models.settings import setting
 
 # ---------------------------------------------------------------------------------------------
 # plain dense autoencoder
@@ -19,13 +21,14 @@ from engine.models.base import IMAGE_PIXELS, IMAGE_SHAPE, AEConfig, Reconstructi
 
 @dataclass
 class DenseAEConfig(AEConfig):
-    hidden: tuple[int, ...] = (256,)  # hidden layer widths between the 784 pixels and the code (the decoder mirrors them)
-    activation: str = "relu"  # non-linearity of the hidden layers
-    latent_activation: str = "none"  # non-linearity on the code itself (the lecture's 784→64 example uses relu)
+    hidden: tuple[int, ...] = setting((256,), "hidden layer widths between the 784 pixels and the code (the "
+                                              "decoder mirrors them)")
+    activation: Activation = setting("relu", "non-linearity of the hidden layers")
+    latent_activation: Activation = setting("none", "non-linearity on the code itself (the lecture's 784→64 "
+                                                    "example uses relu)")
 
     def validate(self) -> None:
         super().validate()
-        activation(self.activation), activation(self.latent_activation)  # raise on unknown names
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden layer widths must be ≥ 1, not {self.hidden}")
 
@@ -37,6 +40,7 @@ class DenseAE(ReconstructionModel):
     784 → 64 (ReLU) → 784 (sigmoid).
     """
 
+    label = "dense AE"
     config_cls = DenseAEConfig
     description = "Dense autoencoder: 784 → hidden → z → hidden → 784, sigmoid output."
 
@@ -70,7 +74,9 @@ class LinearAE(ReconstructionModel):
     """z = W₁x + b₁, x̂ = W₂z + b₂: no non-linearity, so under MSE it learns PCA's subspace
     (though not PCA's orthogonal axes). With loss="bce" the output goes through a sigmoid."""
 
+    label = "linear AE"
     config_cls = LinearAEConfig
+    capabilities = Capabilities(encodes=True, generates=True, linear=True)
     description = "Linear autoencoder: one linear map each way; under MSE it spans the PCA subspace."
 
     def __init__(self, config: LinearAEConfig):
@@ -90,6 +96,10 @@ class LinearAE(ReconstructionModel):
     def decode(self, z, y=None):
         return self.to_image(self.decode_logits(z, y)).clamp(0.0, 1.0)
 
+    def decoder_basis(self) -> torch.Tensor:
+        """W₂ (784, k): x̂ = W₂z + b₂ lies in the span of its columns (plus b₂)."""
+        return self.decoder.weight.detach()  # nn.Linear stores (out, in) = (784, k)
+
 
 # ---------------------------------------------------------------------------------------------
 # denoising autoencoder (Vincent et al. 2008): the dense AE with corruption on by default
@@ -97,15 +107,18 @@ class LinearAE(ReconstructionModel):
 
 @dataclass
 class DenoisingAEConfig(DenseAEConfig):
-    noise: str = "gaussian"  # corruption of the input while training: gaussian, salt_pepper, masking, block
-    noise_level: float = 0.4  # its strength: σ (gaussian), p (salt_pepper, masking), side fraction (block)
+    noise: NoiseKind = setting("gaussian", "corruption of the input while training: gaussian, salt_pepper, "
+                                           "masking, block")
+    noise_level: float = setting(0.4, "its strength: σ (gaussian), p (salt_pepper, masking), side fraction (block)")
 
 
 class DenoisingAE(DenseAE):
     """Trained on corrupted x̃ to rebuild the clean x: loss = ‖x − g(f(x̃))‖²."""
 
+    label = "denoising AE"
     config_cls = DenoisingAEConfig
     description = "Denoising autoencoder: corrupt the input, reconstruct the clean image."
+    formula = r"\mathcal{L} = \ell\big(x,\ g(f(\tilde{x}))\big), \quad \tilde{x} = \text{noise}(x)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,15 +127,14 @@ class DenoisingAE(DenseAE):
 
 @dataclass
 class SparseAEConfig(DenseAEConfig):
-    latent_dim: int = 64  # size of the code z (sparse codes are often over-complete)
-    sparsity: str = "kl"  # penalty: "kl" (β·Σⱼ KL(ρ‖ρ̂ⱼ) on sigmoid codes) or "l1" (β·Σⱼ|zⱼ| on ReLU codes)
-    rho: float = 0.05  # target mean activation ρ of each code unit (kl only)
-    beta: float = 3e-3  # weight β of the sparsity penalty
+    latent_dim: int = setting(64, "size of the code z (sparse codes are often over-complete)")
+    sparsity: Literal["kl", "l1"] = setting("kl", "penalty: kl (β·Σⱼ KL(ρ‖ρ̂ⱼ) on sigmoid codes) or l1 (β·Σⱼ|zⱼ| on "
+                                                  "ReLU codes)")
+    rho: float = setting(0.05, "target mean activation ρ of each code unit (kl only)")
+    beta: float = setting(3e-3, "weight β of the sparsity penalty")
 
     def validate(self) -> None:
         super().validate()
-        if self.sparsity not in ("kl", "l1"):
-            raise ValueError(f"sparsity must be 'kl' or 'l1', not {self.sparsity!r}")
         if not 0 < self.rho < 1:
             raise ValueError(f"rho must lie strictly between 0 and 1, not {self.rho}")
         if self.beta < 0:
@@ -138,8 +150,11 @@ def kl_sparsity(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
 class SparseAE(DenseAE):
     """Reconstruction plus a penalty that keeps most code units silent for any one input."""
 
+    label = "sparse AE"
     config_cls = SparseAEConfig
     description = "Sparse autoencoder: L1 or KL(ρ‖ρ̂) penalty keeps most code units inactive."
+    formula = (r"\mathcal{L} = \ell(x, \hat{x}) + \beta \textstyle\sum_j \mathrm{KL}(\rho \,\|\, \hat{\rho}_j)"
+               r"\quad \text{or} \quad \ell(x, \hat{x}) + \beta \textstyle\sum_j |z_j|")
 
     def code_activation(self) -> str:
         # KL needs activations in (0, 1) to read as firing rates; L1 pairs with ReLU's exact zeros
@@ -162,9 +177,10 @@ class SparseAE(DenseAE):
 
 @dataclass
 class ContractiveAEConfig(AEConfig):
-    hidden: tuple[int, ...] = (256,)  # hidden layer widths of the decoder (the encoder is one sigmoid layer)
-    activation: str = "relu"  # non-linearity of the decoder's hidden layers
-    lam: float = 1e-4  # weight λ of the contraction penalty λ‖∂h/∂x‖²_F
+    hidden: tuple[int, ...] = setting((256,), "hidden layer widths of the decoder (the encoder is one sigmoid "
+                                              "layer)")
+    activation: Activation = setting("relu", "non-linearity of the decoder's hidden layers")
+    lam: float = setting(1e-4, "weight λ of the contraction penalty λ‖∂h/∂x‖²_F")
 
 
 class ContractiveAE(ReconstructionModel):
@@ -175,8 +191,10 @@ class ContractiveAE(ReconstructionModel):
     (closed form for a sigmoid layer), so the code changes little when x moves off the data.
     """
 
+    label = "contractive AE"
     config_cls = ContractiveAEConfig
     description = "Contractive autoencoder: penalises λ‖∂h/∂x‖²_F so codes resist small input changes."
+    formula = r"\mathcal{L} = \ell(x, \hat{x}) + \lambda \lVert \partial h / \partial x \rVert_F^2"
 
     def __init__(self, config: ContractiveAEConfig):
         super().__init__(config)

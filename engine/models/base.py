@@ -1,7 +1,14 @@
-"""The contract every model follows, and the building blocks the autoencoders share.
+"""The contract every model follows, what a model declares about itself, and the shared building blocks.
 
-A model is an `nn.Module` built from a config dataclass. Reconstruction models (autoencoders
-and the PCA baseline) provide:
+A model is an `nn.Module` built from a config dataclass (engine.models.settings). It declares:
+
+    capabilities   what it can do (Capabilities below): pages, the CLI and the trainers ask these
+                   through the registry (engine.models.models(encodes=True, …)), never by name
+    trainer        which family trainer trains it ("reconstruction" or "adversarial", engine.train)
+    formula        the loss it minimises, in LaTeX (the pages show it)
+    description    one line for listings; label, a short name for people ("conv AE")
+
+Reconstruction models (autoencoders and the PCA baseline) provide:
 
     encode(x, y=None)  -> z        x: (B, 1, 28, 28) in [0, 1]   z: (B, latent_dim)
     decode(z, y=None)  -> x_hat    x_hat: (B, 1, 28, 28) in [0, 1]
@@ -13,19 +20,52 @@ so the trainer, the metrics and the UI never need to know which variant they hol
 
 from __future__ import annotations
 
-import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import noise as noise_lib
+from engine.data import noise as noise_lib
+from engine.data.noise import NoiseKind
+from engine.models.settings import setting
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
+
+# The reconstruction loss every autoencoder pays (n = 784 pixels).
+RECONSTRUCTION_FORMULA = (r"\mathcal{L} = \ell(x, \hat{x}),"
+                          r"\quad \ell_{\text{MSE}} = \tfrac{1}{n}\lVert x - \hat{x} \rVert^2,"
+                          r"\quad \ell_{\text{BCE}} = -\tfrac{1}{n}\textstyle\sum_i x_i \log \hat{x}_i"
+                          r" + (1 - x_i) \log(1 - \hat{x}_i)")
+
+
+# ---------------------------------------------------------------------------------------------
+# what a model declares
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do. The registry answers questions about these (engine.models.models)."""
+
+    encodes: bool = False  # encode(x) → z: every image gets a code (autoencoders, PCA)
+    generates: bool = False  # decode(z) / generate(z) → an image for any code z, and sample(n)
+    conditional: bool = False  # encode, decode and generate need the class y as well
+    prior: bool = False  # sample() draws z from the prior it was trained towards (a VAE's N(0, I), a GAN's z)
+    variational: bool = False  # encode_dist(x) → (μ, log σ²) of q(z|x): an ELBO to report
+    linear: bool = False  # x̂ is an affine function of z: decoder_basis() spans what it can output
+    closed_form: bool = False  # fitted in one step by fit(x); no training loop
+    adversarial: bool = False  # a generator and a discriminator (or critic) trained against each other
+    wasserstein: bool = False  # the discriminator is a critic with unbounded scores f(x), not a probability
+
+    def matches(self, **wanted) -> bool:
+        unknown = set(wanted) - set(self.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown capabilities {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(self.__dataclass_fields__)}")
+        return all(getattr(self, k) == bool(v) for k, v in wanted.items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,6 +76,7 @@ def exists(v) -> bool:
     return v is not None
 
 
+Activation = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "none"]
 ACTIVATIONS: dict[str, typing.Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
@@ -45,6 +86,7 @@ ACTIVATIONS: dict[str, typing.Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "none": nn.Identity,
 }
+assert tuple(ACTIVATIONS) == typing.get_args(Activation)
 
 
 def activation(name: str) -> nn.Module:
@@ -74,101 +116,24 @@ def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 @dataclass
 class ModelConfig:
-    """Fields every model shares. Subclasses add their own, each with a one-line comment."""
+    """Fields every model shares. Subclasses add their own, each a `setting` with its help."""
 
-    latent_dim: int = 32  # size of the code z (the bottleneck)
-
-    @classmethod
-    def field_help(cls) -> dict[str, str]:
-        """Field name → the comment written beside it (used by the CLI and the UI)."""
-        import inspect
-        import re
-
-        help_: dict[str, str] = {}
-        for klass in reversed(cls.__mro__):
-            if not dataclasses.is_dataclass(klass):
-                continue
-            try:
-                source = inspect.getsource(klass)
-            except (OSError, TypeError):
-                continue
-            for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", source, re.M):
-                help_[m.group(1)] = m.group(2).strip()
-        return help_
+    latent_dim: int = setting(32, "size of the code z (the bottleneck)")
 
 
 @dataclass
 class AEConfig(ModelConfig):
-    loss: str = "mse"  # reconstruction loss: "mse" (mean squared error) or "bce" (binary cross-entropy)
-    noise: str = "none"  # corruption of the input while training (denoising): none, gaussian, salt_pepper, masking, block
-    noise_level: float = 0.0  # its strength: σ (gaussian), p (salt_pepper, masking), side fraction (block)
+    loss: Literal["mse", "bce"] = setting("mse", "reconstruction loss: mse (mean squared error) or bce "
+                                                 "(binary cross-entropy)")
+    noise: NoiseKind = setting("none", "corruption of the input while training (denoising): none, gaussian, "
+                                       "salt_pepper, masking, block")
+    noise_level: float = setting(0.0, "its strength: σ (gaussian), p (salt_pepper, masking), side fraction (block)")
 
     def validate(self) -> None:
         """Raise a ValueError that says what to change; subclasses extend it."""
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, not {self.latent_dim}")
-        if self.loss not in ("mse", "bce"):
-            raise ValueError(f"loss must be 'mse' or 'bce', not {self.loss!r}")
         noise_lib.check(self.noise, self.noise_level)
-
-
-def config_to_dict(config) -> dict:
-    return dataclasses.asdict(config)
-
-
-def _coerce(value, tp, name: str):
-    """Turn a JSON or command-line value into the field's declared type."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):  # e.g. int | None
-        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
-            return None
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _coerce(value, inner[0], name)
-    if origin is tuple or tp is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.replace(" ", "").split(",") if v]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{name} must be a list of numbers such as 256,128, not {value!r}")
-        return tuple(int(v) for v in value)
-    if tp is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"{name} must be true or false, not {value!r}")
-        return bool(value)
-    if tp in (int, float):
-        try:
-            v = tp(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a {tp.__name__}, not {value!r}") from None
-        if tp is int and isinstance(value, float) and value != int(value):
-            raise ValueError(f"{name} must be a whole number, not {value!r}")
-        return v
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be text, not {value!r}")
-        return value
-    return value
-
-
-def config_from_dict(config_cls, values: dict | None = None, **overrides):
-    """Build a config from a dict (config.json, --set key=value) with checked names and types."""
-    values = {**(values or {}), **overrides}
-    hints = typing.get_type_hints(config_cls)
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ValueError(
-            f"unknown setting(s) {', '.join(unknown)} for {config_cls.__name__}; "
-            f"valid: {', '.join(sorted(fields))}"
-        )
-    kwargs = {k: _coerce(v, hints[k], k) for k, v in values.items()}
-    config = config_cls(**kwargs)
-    if hasattr(config, "validate"):
-        config.validate()
-    return config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,13 +158,13 @@ class ReconstructionModel(nn.Module):
     Subclasses implement `encode` and `decode_logits` (and may add a `penalty`).
     """
 
-    kind = "reconstruction"
     config_cls: type[ModelConfig] = AEConfig
+    label = ""  # a short name for people ("conv AE"); the registry name when empty
+    capabilities = Capabilities(encodes=True, generates=True)
+    trainer = "reconstruction"
+    formula = RECONSTRUCTION_FORMULA
     description = ""
-    conditional = False  # True when encode/decode need the label y
-    trainable = True  # False for closed-form models (PCA): the trainer calls fit() instead
     num_classes = 10
-    prior_samples = False  # True when sample() draws from a trained prior (VAEs) rather than fitted codes
     train_defaults: dict = {}  # training settings this model trains best with (overridable per run)
 
     def __init__(self, config: AEConfig):
@@ -243,7 +208,7 @@ class ReconstructionModel(nn.Module):
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The denoising option of every autoencoder: corrupt the input, reconstruct the clean x."""
         cfg = self.config
-        if not self.training or getattr(cfg, "noise", "none") == "none":
+        if not self.training or cfg.noise == "none":
             return x
         return noise_lib.corrupt(x, cfg.noise, cfg.noise_level, generator=generator)
 
@@ -272,7 +237,7 @@ class ReconstructionModel(nn.Module):
         self.latent_std.copy_(z.std(0).clamp_min(1e-6))
 
     def _sample_labels(self, n: int, y: torch.Tensor | None) -> torch.Tensor | None:
-        if not self.conditional:
+        if not self.capabilities.conditional:
             return None
         if y is None:  # cycle through the classes so a grid shows each one
             y = torch.arange(n, device=self.latent_mean.device) % self.num_classes

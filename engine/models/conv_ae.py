@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from torch import nn
 
 from engine.models.base import AEConfig, ReconstructionModel
+from engine.models.settings import setting
 
 
 @dataclass
 class ConvAEConfig(AEConfig):
-    channels: tuple[int, ...] = (16, 32)  # conv widths; each stride-2 layer halves the image (28 → 14 → 7)
-    negative_slope: float = 0.2  # slope of LeakyReLU for negative inputs
+    channels: tuple[int, ...] = setting((16, 32), "conv widths; each stride-2 layer halves the image (28 → 14 → 7)")
+    negative_slope: float = setting(0.2, "slope of LeakyReLU for negative inputs")
 
     def validate(self) -> None:
         super().validate()
@@ -57,6 +58,7 @@ def conv_decoder(latent_dim: int, channels: tuple[int, ...], slope: float) -> nn
 
 
 class ConvAE(ReconstructionModel):
+    label = "conv AE"
     config_cls = ConvAEConfig
     description = "Convolutional autoencoder: Conv+BatchNorm+LeakyReLU encoder, ConvTranspose decoder."
     # Measured on mnist-5k, 2-core CPU, 15 s: batch 64 / lr 2e-3 reach 0.41-0.44 of PCA's test MSE,

@@ -23,76 +23,22 @@ Every adversarial model provides:
     d_loss_step(x, y, generator) -> AdversarialStep   the discriminator's loss on a real batch
     g_loss_step(n, y, generator) -> AdversarialStep   the generator's loss on n fresh samples
 
-The loss functions are plain functions so the 2-D playground uses exactly the same ones.
+The loss functions are plain functions (engine.models.gan_losses) so the 2-D playground uses exactly the same ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from engine.models.base import IMAGE_PIXELS, ModelConfig, mlp, one_hot
-
-G_LOSSES = ("non_saturating", "minimax")
-
-
-# ---------------------------------------------------------------------------------------------
-# the losses (shared with engine.toy2d)
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, loss: str = "gan",
-                       real_label: float = 1.0) -> torch.Tensor:
-    """The discriminator's (critic's) loss, to minimise.
-
-    gan:          −[log D(x) + log(1 − D(G(z)))]  with D = sigmoid(logits), i.e. BCE with labels 1 / 0
-                  (real_label < 1: one-sided label smoothing, BCE against that target for real images)
-    wasserstein:  −[f(x) − f(G(z))]               the critic maximises the gap
-    """
-    if loss == "wasserstein":
-        return fake_logits.mean() - real_logits.mean()
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-
-
-def generator_loss(fake_logits: torch.Tensor, loss: str = "non_saturating") -> torch.Tensor:
-    """The generator's loss, to minimise.
-
-    non_saturating:  −log D(G(z))           strong gradients while D rejects the fakes
-    minimax:          log(1 − D(G(z)))      the game's own objective; saturates when D(G(z)) ≈ 0
-    wasserstein:     −f(G(z))
-    """
-    if loss == "wasserstein":
-        return -fake_logits.mean()
-    if loss == "minimax":
-        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # = E log(1 − D)
-    if loss == "non_saturating":
-        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-    raise ValueError(f"unknown generator loss {loss!r}: choose one of {', '.join(G_LOSSES)} or wasserstein")
-
-
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """E[(‖∇f(x̃)‖₂ − 1)²] on x̃ = εx + (1 − ε)G(z), ε ~ U(0, 1) per example (Gulrajani et al.).
-
-    critic: a callable x → scores (B,); real, fake: (B, …) on the same device.
-    """
-    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = _rand(shape, generator, real.device)
-    mixed = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
-
-
-def _rand(shape, generator: torch.Generator | None, device: torch.device, normal: bool = False) -> torch.Tensor:
-    """Uniform (or normal) numbers drawn with `generator` wherever it lives, then moved to `device`."""
-    fn = torch.randn if normal else torch.rand
-    if generator is None:
-        return fn(shape, device=device)
-    return fn(shape, generator=generator, device=generator.device).to(device)
-
+from engine.device import random_tensor
+from engine.models.base import IMAGE_PIXELS, Capabilities, ModelConfig, mlp, one_hot
+from engine.models.gan_losses import (CONDITIONAL_FORMULA, G_LOSS_FORMULA, WASSERSTEIN_FORMULA, GLoss,
+                                      discriminator_loss, generator_loss, gradient_penalty)
+from engine.models.settings import setting
 
 # ---------------------------------------------------------------------------------------------
 # configs
@@ -100,10 +46,12 @@ def _rand(shape, generator: torch.Generator | None, device: torch.device, normal
 
 @dataclass
 class GANConfig(ModelConfig):
-    latent_dim: int = 100  # size of the noise vector z ~ N(0, I) that the generator turns into an image
-    hidden: tuple[int, ...] = (128,)  # hidden layer sizes of the generator (the discriminator mirrors them)
-    g_loss: str = "non_saturating"  # generator loss: non_saturating (−log D(G(z))) or minimax (log(1 − D(G(z))))
-    real_label: float = 1.0  # D's target for real images; 0.9 is one-sided label smoothing (a less overconfident D)
+    latent_dim: int = setting(100, "size of the noise vector z ~ N(0, I) that the generator turns into an image")
+    hidden: tuple[int, ...] = setting((128,), "hidden layer sizes of the generator (the discriminator mirrors them)")
+    g_loss: GLoss = setting("non_saturating", "generator loss: non_saturating (−log D(G(z))) or minimax (log(1 − "
+                            "D(G(z))))")
+    real_label: float = setting(1.0, "D's target for real images; 0.9 is one-sided label smoothing (a less "
+                                     "overconfident D)")
 
     def validate(self) -> None:
         if not 0.5 < self.real_label <= 1.0:
@@ -112,19 +60,16 @@ class GANConfig(ModelConfig):
             raise ValueError(f"latent_dim must be at least 1, not {self.latent_dim}")
         if any(h < 1 for h in getattr(self, "hidden", ())):
             raise ValueError(f"hidden sizes must be positive, not {self.hidden}")
-        if self.g_loss not in self.g_losses():
-            raise ValueError(f"g_loss must be one of {', '.join(self.g_losses())}, not {self.g_loss!r}")
-
-    def g_losses(self) -> tuple[str, ...]:
-        return G_LOSSES
 
 
 @dataclass
 class DCGANConfig(GANConfig):
-    latent_dim: int = 64  # size of the noise vector z ~ N(0, I) that the generator turns into an image
-    width: int = 32  # channels of the narrower convolution layer (the other has twice as many); 32 suits a CPU
-    hidden: tuple[int, ...] = ()  # unused by the convolutional models
-    minibatch_std: bool = False  # D also sees its features' spread across the batch (a collapsed G's batch is uniform)
+    latent_dim: int = setting(64, "size of the noise vector z ~ N(0, I) that the generator turns into an image")
+    width: int = setting(32, "channels of the narrower convolution layer (the other has twice as many); 32 suits a CPU")
+    hidden: tuple[int, ...] = setting((), "unused by the convolutional "
+                                          "models")
+    minibatch_std: bool = setting(False, "D also sees its features' spread across the batch (a collapsed G's batch is "
+                                         "uniform)")
 
     def validate(self) -> None:
         super().validate()
@@ -134,28 +79,25 @@ class DCGANConfig(GANConfig):
 
 @dataclass
 class WGANGPConfig(DCGANConfig):
-    g_loss: str = "wasserstein"  # the generator minimises −f(G(z)) (fixed for a Wasserstein GAN)
-    constraint: str = "gp"  # how the critic is kept 1-Lipschitz: gp (gradient penalty) or clip (weight clipping)
-    gp_weight: float = 10.0  # λ of the gradient penalty λ·(‖∇f(x̃)‖ − 1)²
-    clip: float = 0.01  # weight clipping bound c (constraint = clip): every critic weight stays in [−c, c]
-    n_critic: int = 5  # critic updates per generator update
+    g_loss: Literal["wasserstein"] = setting("wasserstein", "the generator minimises −f(G(z)) (fixed for a Wasserstein "
+                                             "GAN)")
+    constraint: Literal["gp", "clip"] = setting("gp", "how the critic is kept 1-Lipschitz: gp (gradient penalty) or "
+                                                "clip (weight clipping)")
+    gp_weight: float = setting(10.0, "λ of the gradient penalty λ·(‖∇f(x̃)‖ − 1)²")
+    clip: float = setting(0.01, "weight clipping bound c (constraint = clip): every critic weight stays in [−c, c]")
+    n_critic: int = setting(5, "critic updates per generator update")
 
     def validate(self) -> None:
         super().validate()
-        if self.constraint not in ("gp", "clip"):
-            raise ValueError(f"constraint must be 'gp' or 'clip', not {self.constraint!r}")
         if self.gp_weight < 0 or not self.clip > 0:
             raise ValueError(f"gp_weight must be ≥ 0 and clip > 0, not {self.gp_weight} and {self.clip}")
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be at least 1, not {self.n_critic}")
 
-    def g_losses(self) -> tuple[str, ...]:
-        return ("wasserstein",)
-
 
 @dataclass
 class CGANConfig(DCGANConfig):
-    num_classes: int = 10  # classes the generator and the discriminator are conditioned on
+    num_classes: int = setting(10, "classes the generator and the discriminator are conditioned on")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,14 +121,14 @@ class AdversarialModel(nn.Module):
     [0, 1] like every other image in the engine, and `critic` maps real images the other way.
     """
 
-    kind = "adversarial"
     config_cls: type[GANConfig] = GANConfig
+    label = ""  # a short name for people ("DCGAN"); the registry name when empty
+    capabilities = Capabilities(generates=True, prior=True, adversarial=True)
+    trainer = "adversarial"
+    formula = G_LOSS_FORMULA
     description = ""
-    conditional = False
-    trainable = True
     num_classes = 10
     n_critic = 1  # discriminator updates per generator update
-    d_loss_kind = "gan"  # "gan" (BCE) or "wasserstein"
     train_defaults: dict = {"lr": 2e-4, "beta1": 0.5, "batch_size": 64}
 
     generator: nn.Module  # (z (B, latent_dim), y one-hot (B, K) or None) → (B, 1, 28, 28) in [−1, 1]
@@ -203,8 +145,17 @@ class AdversarialModel(nn.Module):
 
     # -- the interface -------------------------------------------------------------------------
 
+    @property
+    def output_keys(self) -> tuple[str, str]:
+        """The log names of the discriminator's mean output on real and on generated images."""
+        return ("critic_real", "critic_fake") if self.capabilities.wasserstein else ("d_real", "d_fake")
+
+    def d_output(self, logits: torch.Tensor) -> torch.Tensor:
+        """What the discriminator says: D(x) = σ(logit), a probability; a critic's score f(x) as it is."""
+        return logits if self.capabilities.wasserstein else torch.sigmoid(logits)
+
     def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        if not self.conditional:
+        if not self.capabilities.conditional:
             return None
         if y is None:  # cycle through the classes so a grid shows each one
             y = torch.arange(n, device=self.device) % self.num_classes
@@ -221,7 +172,7 @@ class AdversarialModel(nn.Module):
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ N(0, I): (n, latent_dim)."""
-        return _rand((n, self.config.latent_dim), generator, self.device, normal=True)
+        return random_tensor((n, self.config.latent_dim), generator, self.device, normal=True)
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None):
@@ -238,7 +189,7 @@ class AdversarialModel(nn.Module):
                     generator: torch.Generator | None = None) -> AdversarialStep:
         """The discriminator's loss on a real batch x (B, 1, 28, 28) in [0, 1] and as many fakes."""
         n = len(x)
-        if self.conditional and y is None:
+        if self.capabilities.conditional and y is None:
             raise ValueError("this model is conditioned on the label: pass the real images' classes y")
         labels = self._labels(y, n)
         with torch.no_grad():
@@ -246,15 +197,15 @@ class AdversarialModel(nn.Module):
         real = x * 2 - 1
         real_logits = self.discriminator(real, labels)
         fake_logits = self.discriminator(fake, labels)
-        loss = discriminator_loss(real_logits, fake_logits, self.d_loss_kind, self.config.real_label)
-        logs = {"d_loss": loss.detach()}
-        if self.d_loss_kind == "wasserstein":
+        wasserstein = self.capabilities.wasserstein
+        loss = discriminator_loss(real_logits, fake_logits, "wasserstein" if wasserstein else "gan",
+                                  self.config.real_label)
+        real_key, fake_key = self.output_keys
+        # D(x) ↑ 1 and D(G(z)) ↓ 0 when D wins; a critic's mean scores E f(x) and E f(G(z))
+        logs = {"d_loss": loss.detach(), real_key: self.d_output(real_logits).mean().detach(),
+                fake_key: self.d_output(fake_logits).mean().detach()}
+        if wasserstein:
             logs["wasserstein"] = (real_logits.mean() - fake_logits.mean()).detach()  # E f(x) − E f(G(z))
-            logs["critic_real"] = real_logits.mean().detach()
-            logs["critic_fake"] = fake_logits.mean().detach()
-        else:
-            logs["d_real"] = torch.sigmoid(real_logits).mean().detach()  # D(x): ↑ 1 when D wins
-            logs["d_fake"] = torch.sigmoid(fake_logits).mean().detach()  # D(G(z)): ↓ 0 when D wins
         extra = self.d_penalty(real, fake, labels, generator)
         if extra is not None:
             loss = loss + extra[0]
@@ -268,13 +219,13 @@ class AdversarialModel(nn.Module):
     def g_loss_step(self, n: int, y: torch.Tensor | None = None,
                     generator: torch.Generator | None = None) -> AdversarialStep:
         """The generator's loss on n fresh samples (classes y, or drawn uniformly when conditional)."""
-        if self.conditional and y is None:
-            y = (_rand((n,), generator, self.device) * self.num_classes).long().clamp(max=self.num_classes - 1)
+        if self.capabilities.conditional and y is None:
+            y = (random_tensor((n,), generator, self.device) * self.num_classes).long().clamp(max=self.num_classes - 1)
         labels = self._labels(y, n)
         fake_logits = self.discriminator(self.generator(self.noise(n, generator), labels), labels)
         loss = generator_loss(fake_logits, self.config.g_loss)
         logs = {"g_loss": loss.detach()}
-        if self.d_loss_kind != "wasserstein":
+        if not self.capabilities.wasserstein:
             logs["d_fake_g"] = torch.sigmoid(fake_logits).mean().detach()  # D(G(z)) as the generator saw it
         return AdversarialStep(loss=loss, logs=logs)
 
@@ -374,6 +325,7 @@ def _dcgan_init(module: nn.Module) -> None:
 class GAN(AdversarialModel):
     """The lecture's GAN: dense G 100 → 128 (LeakyReLU 0.2) → 784 (tanh), dense D 784 → 128 → 1."""
 
+    label = "GAN"
     config_cls = GANConfig
     description = "Dense GAN: generator z → hidden → 784 (tanh), discriminator 784 → hidden → D(x)"
 
@@ -386,6 +338,7 @@ class GAN(AdversarialModel):
 class DCGAN(AdversarialModel):
     """Deep convolutional GAN: transposed convolutions up, strided convolutions down, BatchNorm."""
 
+    label = "DCGAN"
     config_cls = DCGANConfig
     description = "DCGAN: transposed-convolution generator, strided-convolution discriminator, BatchNorm"
 
@@ -399,9 +352,11 @@ class DCGAN(AdversarialModel):
 class WGANGP(AdversarialModel):
     """Wasserstein GAN with a gradient penalty (or weight clipping): a critic instead of a discriminator."""
 
+    label = "WGAN-GP"
     config_cls = WGANGPConfig
+    capabilities = Capabilities(generates=True, prior=True, adversarial=True, wasserstein=True)
+    formula = WASSERSTEIN_FORMULA
     description = "WGAN-GP: convolutional generator and critic, Wasserstein loss, gradient penalty (or clipping)"
-    d_loss_kind = "wasserstein"
     train_defaults = {"lr": 1e-4, "beta1": 0.5, "beta2": 0.9, "batch_size": 64}
 
     def __init__(self, config: WGANGPConfig):
@@ -430,9 +385,11 @@ class WGANGP(AdversarialModel):
 class CGAN(AdversarialModel):
     """Conditional GAN: G(z, y) and D(x, y); ask for a class and get an image of it."""
 
+    label = "conditional GAN"
     config_cls = CGANConfig
+    capabilities = Capabilities(generates=True, prior=True, adversarial=True, conditional=True)
+    formula = (CONDITIONAL_FORMULA, G_LOSS_FORMULA)
     description = "Conditional DCGAN: the class y (one-hot) joins z in the generator and the image in the discriminator"
-    conditional = True
 
     def __init__(self, config: CGANConfig):
         super().__init__(config)

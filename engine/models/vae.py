@@ -12,15 +12,19 @@ so the reported ELBO is in nats per image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.base import (IMAGE_PIXELS, IMAGE_SHAPE, ReconstructionModel, StepOutput, mlp,
-                                one_hot)
 from engine.models.ae import DenseAEConfig
+from engine.models.base import IMAGE_PIXELS, IMAGE_SHAPE, Capabilities, ReconstructionModel, StepOutput, mlp, one_hot
 from engine.models.conv_ae import ConvAEConfig, conv_decoder, conv_encoder
+from engine.models.settings import setting
+
+ELBO_FORMULA = (r"-\mathrm{ELBO} = -\mathbb{E}_{q(z|x)}[\log p(x|z)]"
+                r" + \beta\,\mathrm{KL}\big(q(z|x)\,\|\,\mathcal{N}(0, I)\big)")
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -34,7 +38,8 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 class VAEMixin:
     """ELBO loss step and prior sampling; the class provides encode_dist() and decode_logits()."""
 
-    prior_samples = True  # sample() draws from the prior N(0, I): worth a grid at every snapshot
+    capabilities = Capabilities(encodes=True, generates=True, prior=True, variational=True)
+    formula = ELBO_FORMULA
 
     def encode_dist(self, x, y=None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -84,9 +89,10 @@ class VAEMixin:
 class VariationalFields:
     """The settings every VAE adds to its autoencoder's config (mixed in before it)."""
 
-    latent_dim: int = 16  # size of the code z
-    loss: str = "bce"  # reconstruction term −log p(x|z): "bce" (Bernoulli) or "mse" (Gaussian)
-    beta: float = 1.0  # weight β of the KL term; β > 1 trades reconstruction for a smoother latent space
+    latent_dim: int = setting(16, "size of the code z")
+    loss: Literal["bce", "mse"] = setting("bce", "reconstruction term −log p(x|z): 'bce' (Bernoulli) or 'mse' "
+                                          "(Gaussian)")
+    beta: float = setting(1.0, "weight β of the KL term; β > 1 trades reconstruction for a smoother latent space")
 
     def validate(self) -> None:
         super().validate()
@@ -96,16 +102,17 @@ class VariationalFields:
 
 @dataclass
 class VAEConfig(VariationalFields, DenseAEConfig):
-    hidden: tuple[int, ...] = (512,)  # hidden layer widths (the decoder mirrors them)
+    hidden: tuple[int, ...] = setting((512,), "hidden layer widths (the decoder mirrors them)")
 
 
 class VAE(VAEMixin, ReconstructionModel):
+    label = "VAE"
     config_cls = VAEConfig
     description = "Variational autoencoder: Gaussian q(z|x), reparameterisation, ELBO = reconstruction − β·KL."
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
-        cond = self.num_classes if self.conditional else 0
+        cond = self.num_classes if self.capabilities.conditional else 0
         trunk = [IMAGE_PIXELS + cond, *config.hidden]
         self.trunk = mlp(trunk, config.activation, last_act=config.activation)
         self.to_mu = nn.Linear(trunk[-1], config.latent_dim)
@@ -113,7 +120,7 @@ class VAE(VAEMixin, ReconstructionModel):
         self.decoder = mlp([config.latent_dim + cond, *config.hidden[::-1], IMAGE_PIXELS], config.activation)
 
     def _condition(self, v, y):
-        return torch.cat([v, one_hot(y, self.num_classes)], 1) if self.conditional else v
+        return torch.cat([v, one_hot(y, self.num_classes)], 1) if self.capabilities.conditional else v
 
     def encode_dist(self, x, y=None):
         h = self.trunk(self._condition(x.flatten(1), y))  # (B, hidden[-1])
@@ -133,8 +140,10 @@ class CVAEConfig(VAEConfig):
 
 
 class CVAE(VAE):
+    label = "conditional VAE"
     config_cls = CVAEConfig
-    conditional = True
+    capabilities = Capabilities(encodes=True, generates=True, prior=True, variational=True, conditional=True)
+    formula = ELBO_FORMULA.replace("|x)", "|x, y)").replace("|z)", "|z, y)")
     description = "Conditional VAE: encoder and decoder see the label, so you can ask for a class."
 
 
@@ -148,6 +157,7 @@ class ConvVAEConfig(VariationalFields, ConvAEConfig):
 
 
 class ConvVAE(VAEMixin, ReconstructionModel):
+    label = "conv VAE"
     config_cls = ConvVAEConfig
     description = "Convolutional VAE: the conv autoencoder's layers with a Gaussian code and β-weighted KL."
     train_defaults = {"batch_size": 64, "lr": 2e-3}

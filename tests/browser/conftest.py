@@ -56,9 +56,9 @@ def _stop_workers(runs_dir: Path) -> None:
 
     for run in list_runs(runs_dir):
         status = run.status()
-        if status["state"] == "running" and process_alive(status.get("pid"), status.get("pid_start")):
+        if status.state == "running" and process_alive(status.pid, status.pid_start):
             try:
-                os.kill(status["pid"], signal.SIGTERM)
+                os.kill(status.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
@@ -162,15 +162,15 @@ def app_server(tmp_path_factory) -> Server:
 @pytest.fixture(scope="session")
 def lab_runs(tmp_path_factory) -> Path:
     """A runs folder holding the finished LAB_RUNS (trained in this process, one thread)."""
-    from engine.runs import Run
-    from engine.train import make_run_config, train_run
+    from engine.runs import Run, make_run_config
+    from engine.train import train_run
 
     runs_dir = tmp_path_factory.mktemp("lab") / "runs"
     runs_dir.mkdir()
     for run_id, (model, model_config, train) in LAB_RUNS.items():
         run = Run.create(runs_dir, make_run_config(model, "mnist-5k", model_config, train), run_id=run_id)
         train_run(run)
-        assert run.status()["state"] == "done", run.status()
+        assert run.status().state == "done", run.status()
     return runs_dir
 
 
@@ -213,7 +213,7 @@ def _save_failure(page, name: str) -> None:
     try:
         page.screenshot(path=str(out / f"{name}.png"), full_page=True, timeout=10_000)
         (out / f"{name}.html").write_text(page.content())
-    except Exception as e:  # noqa: BLE001 — the test's own failure is the one to report
+    except Exception as e:
         print(f"could not save the failed page {name}: {e}")
     else:
         print(f"the failed page: {out / name}.png and .html")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# `make test` leaves the page shots in test-results/screenshots/; `make screenshots` sets LATENT_LAB_SCREENSHOTS to
+# docs/screenshots/, the README's, so an ordinary test run never rewrites tracked files.
+SCREENSHOTS = ROOT / os.environ.get("LATENT_LAB_SCREENSHOTS", "test-results/screenshots")
 
 
 def expect(locator):
@@ -75,7 +78,7 @@ def images_loaded(locator, timeout_ms: int = 30_000) -> bool:
 
 
 def full_page_screenshot(page, name: str) -> Path:
-    """docs/screenshots/{name}.png of the whole page (Streamlit scrolls inside its main container)."""
+    """SCREENSHOTS/{name}.png of the whole page (Streamlit scrolls inside its main container)."""
     height = page.evaluate("""() => {
         const main = document.querySelector('[data-testid="stMain"]') || document.body;
         return Math.max(main.scrollHeight, document.body.scrollHeight);

@@ -1,6 +1,6 @@
 """The Anomaly detection page in a real browser, on the lab server's one-class run (anomaly-0).
 
-Writes docs/screenshots/anomaly.png.
+Takes the anomaly screenshot.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Draw page in a real browser: draw on the canvas with the mouse, watch the reconstruction follow.
 
-Writes docs/screenshots/draw.png (the README shows it).
+Takes the draw screenshot (the README shows it).
 """
 
 from __future__ import annotations

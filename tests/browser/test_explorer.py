@@ -1,6 +1,6 @@
 """The Latent explorer in a real browser: a slider moved by keyboard redraws the decoded image.
 
-Writes docs/screenshots/explorer.png (the conv-ae run, one slider moved).
+Takes the explorer screenshot (the conv-ae run, one slider moved).
 """
 
 from __future__ import annotations

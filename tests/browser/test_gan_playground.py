@@ -1,6 +1,6 @@
 """The 2-D GAN playground in a real browser: play, pause, step in slow motion, switch data, draw points.
 
-Writes docs/screenshots/gan_playground.png.
+Takes the gan_playground screenshot.
 """
 
 from __future__ import annotations

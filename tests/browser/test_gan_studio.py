@@ -1,5 +1,5 @@
 """The GAN studio in a real browser: start a short GAN run from the page, watch it finish, scrub the
-timeline, press play, take a slow-motion step. Writes docs/screenshots/gan_studio.png.
+timeline, press play, take a slow-motion step. Takes the gan_studio screenshot.
 
 Uses lab_server and deletes the run it makes, so the other pages' tests see the lab runs only.
 """
@@ -112,6 +112,6 @@ def test_train_replay_and_step_a_gan(lab_page, lab_server):
     finally:
         for leftover in new_runs(lab_server):
             deadline = time.monotonic() + 60
-            while leftover.status()["state"] not in FINISHED and time.monotonic() < deadline:
+            while leftover.status().state not in FINISHED and time.monotonic() < deadline:
                 time.sleep(0.5)
             shutil.rmtree(leftover.path, ignore_errors=True)

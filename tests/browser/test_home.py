@@ -1,6 +1,6 @@
 """The home page in a real browser: render, train a starter model, watch it finish, follow a link.
 
-Writes docs/screenshots/home.png (the README shows it).
+Takes the home screenshot (the README shows it).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_home_trains_a_starter_model(page, app_server):
     panel = seen(page, PANEL)
     expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
     (run,) = list_runs(app_server.runs_dir)
-    assert run.status()["state"] == "done"
+    assert run.status().state == "done"
     assert run.config["train"]["seconds"] == 4.0  # LATENT_LAB_STARTER_SECONDS reached the page
     expect(panel).to_contain_text(run.id)
     expect(panel).to_contain_text("test MSE")
@@ -77,11 +77,11 @@ def test_cancel_resume_delete(page, app_server):
     panel.get_by_role("button", name="Cancel").click()  # enabled while queued or running
     expect(panel).to_contain_text("State: cancelled", timeout=30_000)
     (run,) = [r for r in list_runs(app_server.runs_dir) if r.id not in before]
-    assert run.status()["state"] == "cancelled"
+    assert run.status().state == "cancelled"
 
     panel.get_by_role("button", name="Resume").click()
     expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
-    assert run.status()["state"] == "done"
+    assert run.status().state == "done"
 
     panel.get_by_role("button", name="Delete").click()
     panel.get_by_role("button", name="Yes, delete it").click()

@@ -1,6 +1,6 @@
 """The Latent map in a real browser: PCA at once, UMAP swapped in, a clicked point shows its image, a replay plays.
 
-Writes docs/screenshots/latent_map.png (the conv-ae run's UMAP map with one test image selected).
+Takes the latent_map screenshot (the conv-ae run's UMAP map with one test image selected).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ CLASS_CENTRE = """gd => {
     const traces = gd._fullData.filter(t => t.name !== 'selected' && t.name !== 'your drawing');
     const t = traces.reduce((a, b) => (b.x.length > a.x.length ? b : a));
     const median = v => Array.from(v).sort((a, b) => a - b)[Math.floor(v.length / 2)];
-    return {x: box.left + xa._offset + xa.l2p(median(t.x)), y: box.top + ya._offset + ya.l2p(median(t.y)), name: t.name};
+    return {x: box.left + xa._offset + xa.l2p(median(t.x)), y: box.top + ya._offset + ya.l2p(median(t.y)),
+            name: t.name};
 }"""
 
 

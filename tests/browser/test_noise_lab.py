@@ -1,6 +1,6 @@
 """The Noise lab in a real browser: the noise level slider redraws the noisy image and every PSNR.
 
-Writes docs/screenshots/noise_lab.png (denoising-ae, dense-ae and pca-16 on a Gaussian-noised digit).
+Takes the noise_lab screenshot (denoising-ae, dense-ae and pca-16 on a Gaussian-noised digit).
 """
 
 from __future__ import annotations

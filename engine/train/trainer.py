@@ -1,0 +1,78 @@
+"""What a family trainer provides to the loop (engine.train.loop), and helpers the families share.
+
+The loop owns the budget, the logging cadence, cancellation, checkpoints and resuming; a family
+trainer (one per `trainer` name a model declares) owns its optimizers, its step, its snapshots and
+its evaluation. Every method below is a hook the loop calls; the defaults do nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.data import Dataset
+from engine.runs import Run, finite
+
+
+class Clock:
+    """Fires at most every `period` seconds."""
+
+    def __init__(self, period: float, now: float):
+        self.period, self.last = period, now
+
+    def due(self, now: float) -> bool:
+        if now - self.last >= self.period:
+            self.last = now
+            return True
+        return False
+
+
+class Trainer:
+    """What every family trainer may add to the generic loop; the defaults do nothing."""
+
+    def prepare(self, run: Run) -> None:
+        """Work before the clock starts (a GAN's first run on a dataset trains the judge)."""
+
+    def periodic_metrics(self, force: bool = False) -> dict:
+        """Scores to log on a line of their own beside a snapshot, when due (or now when forced)."""
+        return {}
+
+    def status_notes(self) -> dict:
+        """Fields for the final status.json (e.g. why a GAN has no judge scores)."""
+        return {}
+
+
+    # The hooks every family defines (see ReconstructionTrainer for the reference):
+    #   optimizers -> {name: optimizer}     saved in checkpoints, restored by load_state
+    #   num_train -> int                    training examples (an epoch's length)
+    #   train_step(idx) -> {name: tensor}   one update on the batch x_train[idx]; detached logs
+    #   quick_eval() -> {name: float}       test/* scores for each log line
+    #   snapshots() -> {kind: png bytes}    the fixed-input pictures of this step
+    #   inputs_png() -> png bytes           what the snapshots are compared with
+    #   finish(), evaluate() -> {name: v}   after the last step: final fitting, then the eval/* scores
+    #   load_state(header, tensors)         a checkpoint's optimizer state (resume)
+    #   apply_control(control) -> applied   settings changed while training (control.json)
+
+
+def fixed_test_batch(dataset: Dataset, n: int = 16) -> torch.Tensor:
+    """Indices of n test images, one of each class first, so every snapshot shows the same digits."""
+    y = dataset.y_test
+    first = []
+    for c in range(max(len(dataset.classes), 0)):
+        hits = (y == c).nonzero()
+        if len(hits):
+            first.append(int(hits[0]))
+    taken = set(first)
+    rest = [i for i in range(len(y)) if i not in taken]
+    return torch.tensor((first + rest)[:n], dtype=torch.long)
+
+
+
+def positive(v) -> bool:
+    v = finite(v)
+    return v is not None and v > 0
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = float(lr)
+

@@ -1,0 +1,135 @@
+"""Quality bars on real data (marked slow: each trains for tens of seconds on a 2-core CPU)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import load_dataset
+from engine.runs import Run, make_run_config
+from engine.train import train_run
+
+pytestmark = pytest.mark.slow
+
+
+def test_conv_ae_beats_half_the_pca_error_in_15_seconds(tmp_path):
+    run = Run.create(tmp_path, make_run_config("conv_ae", "mnist-5k", {"latent_dim": 32}, {"seconds": 15}))
+    metrics = train_run(run)
+    print(f"conv_ae 15 s: test MSE {metrics['mse']:.5f}, PCA(32) {metrics['pca_mse']:.5f}, "
+          f"ratio {metrics['mse_vs_pca']:.3f}, kNN {metrics['knn_accuracy']:.3f}")
+    assert metrics["mse"] <= 0.5 * metrics["pca_mse"]
+
+
+def test_vae_prior_samples_are_recognisable_digits(tmp_path):
+    """Samples z ~ N(0, I), judged against real digits in pixel space by scikit-learn neighbours.
+
+    Measured alternatives that must fail these checks (mnist-5k, 200 images each): uniform noise
+    (nearest-digit distance 15.0, 3 digits ≥ 5 %), the mean digit plus noise (6.0, 4 digits) and
+    shuffled test digits (10.0, 1 digit); real test digits score 4.96 with all 10 digits.
+    """
+    from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+
+    run = Run.create(tmp_path, make_run_config("vae", "mnist-5k", {}, {"seconds": 20}))
+    metrics = train_run(run)
+    assert math.isfinite(metrics["elbo"]) and metrics["elbo"] < 0
+    model, _ = run.load_model()
+    samples = model.sample(200, generator=torch.Generator().manual_seed(0)).flatten(1).numpy()
+
+    data = load_dataset("mnist-5k")
+    x_train, real = data.x_train.flatten(1).numpy(), data.x_test[:200].flatten(1).numpy()
+    knn = KNeighborsClassifier(n_neighbors=10).fit(x_train, data.y_train.numpy())
+    nearest = NearestNeighbors(n_neighbors=1).fit(x_train)
+
+    def judge(x):
+        probs = knn.predict_proba(x)
+        return (probs.max(1).mean(),  # how many of the 10 nearest digits agree
+                np.bincount(probs.argmax(1), minlength=10),  # which digit each looks like
+                nearest.kneighbors(x)[0].mean())  # distance to the closest real digit
+
+    agree, classes, dist = judge(samples)
+    real_agree, _, real_dist = judge(real)
+    print(f"vae 20 s: ELBO {metrics['elbo']:.1f} nats, KL {metrics['kl']:.1f}; samples: neighbour agreement "
+          f"{agree:.3f} (real {real_agree:.3f}), nearest-digit distance {dist:.2f} (real {real_dist:.2f}), "
+          f"digits {classes.tolist()}")
+    assert dist < 1.15 * real_dist
+    assert agree > 0.7 * real_agree
+    assert (classes >= 10).sum() >= 8  # at least 8 digits each look like 5 % of the samples
+
+
+def test_one_class_conv_ae_spots_the_other_digits(tmp_path):
+    """Digit 0 normal, every other digit an anomaly; the score is the reconstruction MSE.
+
+    Published convolutional-autoencoder results on full MNIST reach about 0.98. Measured here
+    (mnist-5k, 60 epochs of the 400 zeros = 420 steps of 64, seeds 0/1): latent_dim 8 AUROC 0.994/0.996,
+    16: 0.993/0.990, 32: 0.989/0.994, 16 with the BCE loss 0.991/0.991; latent 8 passes 0.98 after
+    ~150 steps. The 60 epochs took 34-37 s on one core of a busy machine (0.9944 both times: one
+    thread makes the run repeatable); the 60 s cap binds only when it is busier still (188 steps:
+    0.985; starved to 45 steps: 0.90, a failure). Two threads on a busy 2-core machine managed 32
+    steps in 30 s, hence threads=1.
+    """
+    from engine.lab.anomaly import DEFAULT_LATENT_DIM, DEFAULT_LOSS
+
+    config = make_run_config("conv_ae", "mnist-5k", {"latent_dim": DEFAULT_LATENT_DIM, "loss": DEFAULT_LOSS},
+                             {"classes": [0], "epochs": 60, "seconds": 60, "threads": 1})
+    run = Run.create(tmp_path, config)
+    metrics = train_run(run)
+    steps = run.status().step
+    print(f"one-class conv_ae (latent {DEFAULT_LATENT_DIM}, {DEFAULT_LOSS}, {steps} steps in "
+          f"{run.metrics()[-1]['elapsed']:.0f} s), digit 0 normal: AUROC {metrics['anomaly_auroc']:.4f}, "
+          f"average precision {metrics['anomaly_ap']:.4f}")
+    assert metrics["anomaly_auroc"] >= 0.97, f"AUROC {metrics['anomaly_auroc']:.4f} after {steps} of 420 steps"
+
+
+# -- GANs, scored by the judge classifier (engine/eval/judge.py) ------------------------------------------------
+
+
+def _with_judge(mnist_judge, runs_dir):
+    """A runs folder that holds the session's mnist-5k judge, so the run does not train its own."""
+    import shutil
+
+    from engine.eval.judge import judge_path
+
+    shutil.copytree(mnist_judge.path, judge_path("mnist-5k", runs_dir))
+    return runs_dir
+
+
+def test_dcgan_in_90_seconds_is_on_its_way(tmp_path, mnist_judge):
+    """The CI-sized version of the issue's 5-minute bar (tests/test_quality.py::test_dcgan_bar)."""
+    run = Run.create(_with_judge(mnist_judge, tmp_path), make_run_config("dcgan", "mnist-5k", {}, {"seconds": 90}))
+    m = train_run(run)
+    print(f"dcgan 90 s: {run.status().step} steps, FID {m['fid']:.1f} (untrained {m['fid_untrained']:.1f}, "
+          f"ratio {m['fid_ratio']:.3f}), IS {m['inception_score']:.2f}, classes {m['class_hist']}")
+    assert m["fid_ratio"] <= 0.5
+    assert m["classes_covered"] >= 6
+    judged = [r for r in run.metrics() if "judge/fid" in r]
+    assert len(judged) >= 5 and judged[-1]["judge/fid"] < judged[0]["judge/fid"]
+
+
+@pytest.mark.bar
+@pytest.mark.timeout(900)
+def test_dcgan_bar(tmp_path, mnist_judge):
+    """The issue's bar: dcgan on mnist-5k, 5 minutes on a 2-core CPU."""
+    run = Run.create(_with_judge(mnist_judge, tmp_path), make_run_config("dcgan", "mnist-5k", {}, {"seconds": 300}))
+    m = train_run(run)
+    snaps = run.snapshots("samples")
+    print(f"dcgan 300 s: {run.status().step} steps, FID {m['fid']:.1f} (untrained {m['fid_untrained']:.1f}, "
+          f"ratio {m['fid_ratio']:.3f}), IS {m['inception_score']:.2f}, classes ≥ 4 %: {m['classes_covered']}, "
+          f"shares {m['class_hist']}, snapshots {len(snaps)}, judge accuracy {m['judge_accuracy']:.3f}")
+    assert m["fid_ratio"] <= 0.3
+    assert sum(share >= 0.04 for share in m["class_hist"]) >= 9
+    assert len(snaps) >= 20
+    assert m["judge_accuracy"] >= 0.95
+
+
+@pytest.mark.bar
+@pytest.mark.timeout(900)
+def test_cgan_bar(tmp_path, mnist_judge):
+    """The issue's bar: samples of a requested class are judged to be of it ≥ 80 % of the time."""
+    run = Run.create(_with_judge(mnist_judge, tmp_path), make_run_config("cgan", "mnist-5k", {}, {"seconds": 300}))
+    m = train_run(run)
+    print(f"cgan 300 s: {run.status().step} steps, class agreement {m['class_agreement']:.3f}, "
+          f"FID ratio {m['fid_ratio']:.3f}, classes {m['class_hist']}")
+    assert m["class_agreement"] >= 0.8

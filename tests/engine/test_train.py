@@ -1,0 +1,142 @@
+"""The training loop on tiny budgets: what it writes, cancel, resume, determinism, failure."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from engine.runs import Run, TrainConfig, make_run_config, split_settings
+from engine.train import train_run
+
+FAST = {"log_every_s": 0.05, "snapshot_every_s": 0.1, "checkpoint_every_s": 0.2, "eval_batch": 200}
+
+
+def new_run(tmp_path, model="ae", model_config=None, **train) -> Run:
+    mcfg = {"latent_dim": 4, **({"hidden": [32]} if model == "ae" else {}), **(model_config or {})}
+    return Run.create(tmp_path, make_run_config(model, "mnist-5k", mcfg, {**FAST, **train}))
+
+
+def test_a_run_writes_the_whole_contract(tmp_path):
+    run = new_run(tmp_path, epochs=2, batch_size=256)
+    logged = []
+    metrics = train_run(run, on_log=logged.append)
+    status = run.status()
+    assert status.state == "done" and status.progress == 1.0
+    assert status.epoch == 2 and status.step == 2 * 16  # 4,000 images / 256 → 16 batches
+    assert set(metrics) >= {"mse", "psnr", "bce", "pca_mse", "knn_accuracy"}
+    assert status.final_metrics == metrics
+    records = run.metrics()
+    assert records == logged
+    assert records[-1]["eval/mse"] == metrics["mse"]
+    steps = [r["step"] for r in records]
+    assert steps == sorted(steps)
+    assert all("train/loss" in r and "test/mse" in r for r in records[:-1])
+    assert records[-2]["test/mse"] < records[0]["test/mse"]  # it learned something
+    snaps = run.snapshots("recon")
+    assert snaps[0].step == 0 and snaps[-1].step == 32  # the untrained model and the final one
+    assert (run.path / "snapshots" / "inputs.png").stat().st_size > 100
+    assert run.checkpoints()[-1][0] == 32
+    model, header = run.load_model()
+    assert header["epoch"] == 2 and header["model"] == "ae"
+
+
+def test_the_time_budget_stops_training(tmp_path):
+    run = new_run(tmp_path, seconds=1.0)
+    t = time.perf_counter()
+    train_run(run)
+    assert run.status().state == "done"
+    final = run.metrics()[-1]  # the evaluation line: the loop's own clock when the loop ended
+    assert 1.0 <= final["elapsed"] < 1.5  # stops at the first step past the budget
+    assert time.perf_counter() - t < 30
+
+
+def test_cancel_file_stops_within_two_seconds(tmp_path):
+    run = new_run(tmp_path, epochs=1000)
+    seen = {}
+
+    def cancel_later():
+        while run.status().step < 5:
+            time.sleep(0.05)
+        seen["asked"] = time.perf_counter()
+        run.request_cancel()
+
+    threading.Thread(target=cancel_later, daemon=True).start()
+    train_run(run)
+    stopped = time.perf_counter() - seen["asked"]
+    assert run.status().state == "cancelled"
+    assert stopped < 2.0, f"took {stopped:.2f} s to stop"
+    assert not run.cancel_requested()
+    assert run.checkpoints(), "a cancelled run keeps a checkpoint to resume from"
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    run = new_run(tmp_path, epochs=20, batch_size=200)
+    calls = {"n": 0}
+
+    def stop_after_checkpoint():
+        calls["n"] += 1
+        return bool(run.checkpoints()) and calls["n"] > 25
+
+    train_run(run, should_stop=stop_after_checkpoint)
+    assert run.status().state == "cancelled"
+    ckpt_step = run.checkpoints()[-1][0]
+    train_run(run, resume=True)
+    status = run.status()
+    assert status.state == "done" and status.epoch == 20 and status.step == 400
+    steps = [r["step"] for r in run.metrics()]
+    assert steps == sorted(steps) and steps[0] <= ckpt_step < steps[-1]
+
+
+def test_same_seed_same_weights(tmp_path):
+    def final_weights(seed):
+        run = new_run(tmp_path, "denoising_ae", {"hidden": [16]}, epochs=1, seed=seed, threads=1)
+        train_run(run)
+        return run.load_model()[0].state_dict()
+
+    a, b, c = final_weights(3), final_weights(3), final_weights(4)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_vae_runs_log_elbo_and_sample_grids(tmp_path):
+    run = new_run(tmp_path, "vae", {"hidden": [32]}, epochs=1)
+    metrics = train_run(run)
+    assert metrics["elbo"] < 0 and metrics["kl"] > 0
+    assert run.snapshots("samples")
+    assert "train/elbo" in run.metrics()[0]
+
+
+def test_pca_is_fitted_in_closed_form(tmp_path):
+    run = Run.create(tmp_path, make_run_config("pca", "mnist-5k", {"latent_dim": 16}))
+    metrics = train_run(run)
+    assert metrics["mse"] == pytest.approx(metrics["pca_mse"])
+    assert run.status().state == "done" and run.checkpoints()
+
+
+def test_a_failing_run_is_marked_failed_with_the_error(tmp_path):
+    bad = tmp_path / "digits.npz"
+    bad.write_bytes(b"not a zip archive")
+    run = Run.create(tmp_path, make_run_config("ae", f"npz:{bad}"))
+    with pytest.raises(ValueError):
+        train_run(run)
+    status = run.status()
+    assert status.state == "failed" and "digits.npz" in status.error
+
+
+def test_a_missing_dataset_fails_before_a_run_exists(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        make_run_config("ae", "npz:/nowhere/data.npz")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        make_run_config("ae", "imagenet")
+
+
+def test_settings_are_routed_and_checked():
+    assert split_settings("vae", {"beta": "4", "lr": "0.01"}) == ({"beta": "4"}, {"lr": "0.01"})
+    with pytest.raises(ValueError, match="unknown setting"):
+        split_settings("ae", {"betta": 1})
+    with pytest.raises(ValueError, match="batch_size"):
+        make_run_config("ae", train={"batch_size": 1})
+    assert TrainConfig().max_epochs == 10 and TrainConfig(seconds=5).max_epochs is None

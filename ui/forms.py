@@ -1,0 +1,78 @@
+"""A new-run form generated from the registry: one input per setting, each with its help as a tooltip."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from engine.lab.train import EMPTY_MEANS, TRAIN_SETTINGS, model_settings, parse_values, train_settings
+from engine.models.settings import Setting
+from engine.runs import Run
+from ui.resources import job_manager
+from ui.sidebar import selected_dataset
+
+
+def _list_text(value) -> str:
+    return ", ".join(str(v) for v in value) if value else ""
+
+
+def setting_input(s: Setting, key: str):
+    """The widget for one setting (its kind picks it), keyed `key`; lists come back as text."""
+    empty = EMPTY_MEANS.get(s.name, "no limit")
+    if s.kind == "ints":
+        return st.text_input(s.name, _list_text(s.default), key=key, help=s.help,
+                             placeholder=empty if s.optional else "none")
+    if s.kind == "bool":
+        return st.checkbox(s.name, bool(s.default), key=key, help=s.help)
+    if s.kind == "choice":
+        options = list(s.choices)
+        return st.selectbox(s.name, options, index=options.index(s.default) if s.default in options else 0,
+                            key=key, help=s.help)
+    if s.kind == "str":
+        return st.text_input(s.name, s.default or "", key=key, help=s.help)
+    if s.kind == "int":
+        return st.number_input(s.name, value=s.default, step=1, key=key, help=s.help,
+                               placeholder=empty if s.optional else None)
+    # float: %g shows 0.001 and 3e-05 as written, not rounded to 0.00
+    step = 10 ** math.floor(math.log10(abs(s.default))) if s.default else 0.1
+    return st.number_input(s.name, value=None if s.default is None else float(s.default), step=float(step),
+                           format="%g", key=key, help=s.help, placeholder=empty if s.optional else None)
+
+
+def settings_inputs(settings: list[Setting], key: str, ncol: int = 3) -> dict:
+    """One input per setting in `ncol` columns, keyed `{key}_{name}`."""
+    values, cols = {}, st.columns(ncol)
+    for i, s in enumerate(settings):
+        with cols[i % ncol]:
+            values[s.name] = setting_input(s, f"{key}_{s.name}")
+    return values
+
+
+def new_run_form(model: str, key: str, form_key: str, train_names=TRAIN_SETTINGS, train_defaults: dict | None = None,
+                 budget_note: str = "training stops at whichever budget, epochs or seconds, runs out first",
+                 ncol: int = 4) -> Run | None:
+    """The form that starts a run of `model`: one input per setting of its config and per training setting.
+
+    Inputs are keyed `{key}_{field}` (model settings) and `{key}_t_{field}` (training settings);
+    defaults are the config's, then TrainConfig's overridden by the model's `train_defaults`, then
+    `train_defaults`. On submit the run goes to the job manager; returns the new Run (None when
+    not submitted, or when the settings were refused: the form says why).
+    """
+    dataset = selected_dataset()
+    model_fields, train_fields = model_settings(model), train_settings(model, train_names, train_defaults)
+    with st.form(form_key):
+        st.markdown("**Model settings** (hover **?** for what each one does)")
+        model_values = settings_inputs(model_fields, key=key, ncol=ncol)
+        st.markdown(f"**Training settings** · {budget_note}")
+        train_values = settings_inputs(train_fields, key=f"{key}_t", ncol=ncol)
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/rocket_launch:",
+                                          disabled=not dataset.available)
+    if not submitted:
+        return None
+    try:
+        return job_manager().submit(model, dataset.name, parse_values(model_fields, model_values),
+                                    parse_values(train_fields, train_values))
+    except Exception as e:
+        st.error(f"Could not start training: {e}")
+        return None

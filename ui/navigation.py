@@ -1,0 +1,55 @@
+"""The page list, written once: app.py routes with it, Home's tour shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    path: str  # the script, e.g. "pages/draw.py"
+    title: str
+    icon: str
+    section: str  # the navigation's group
+    blurb: str  # one line for Home's tour ("" for Home itself)
+    url_path: str | None = None  # None: the default page at "/"
+
+
+PAGES = (
+    PageInfo("pages/home.py", "Home", ":material/home:", "Start", ""),
+    PageInfo("pages/train.py", "Train", ":material/model_training:", "Start",
+             "pick any of the autoencoders, set its knobs, watch several train at once", "train"),
+    PageInfo("pages/draw.py", "Draw", ":material/draw:", "Autoencoders",
+             "draw a digit and see it encoded, rebuilt and recognised", "draw"),
+    PageInfo("pages/noise_lab.py", "Noise lab", ":material/blur_on:", "Autoencoders",
+             "add noise and watch a denoising autoencoder remove it", "noise_lab"),
+    PageInfo("pages/explorer.py", "Latent explorer", ":material/tune:", "Autoencoders",
+             "scrub the code z with sliders, interpolate, sample", "explorer"),
+    PageInfo("pages/latent_map.py", "Latent map", ":material/scatter_plot:", "Autoencoders",
+             "a UMAP map of the codes: watch clusters form", "latent_map"),
+    PageInfo("pages/pca_vs_ae.py", "PCA vs autoencoder", ":material/compare:", "Autoencoders",
+             "where a linear model stops and depth pays", "pca_vs_ae"),
+    PageInfo("pages/anomaly.py", "Anomaly detection", ":material/troubleshoot:", "Autoencoders",
+             "train on one digit, spot the others", "anomaly"),
+    PageInfo("pages/gan_studio.py", "GAN studio", ":material/auto_awesome:", "GANs",
+             "train GANs and watch their samples evolve; judge them; step them by hand", "gan_studio"),
+    PageInfo("pages/gan_playground.py", "2-D GAN playground", ":material/bubble_chart:", "GANs",
+             "watch a GAN learn a ring of points, live: D's surface, G's gradients", "gan_playground"),
+)
+
+
+def navigation() -> dict:
+    """{section: [st.Page, …]} for st.navigation, in PAGES' order (the first page is the default)."""
+    import streamlit as st
+
+    out: dict[str, list] = {}
+    for i, page in enumerate(PAGES):
+        extra = {"url_path": page.url_path} if page.url_path else {}
+        out.setdefault(page.section, []).append(st.Page(page.path, title=page.title, icon=page.icon,
+                                                        default=i == 0, **extra))
+    return out
+
+
+def tour() -> tuple[PageInfo, ...]:
+    """Every page but Home, for its tour."""
+    return PAGES[1:]

@@ -1,0 +1,196 @@
+"""The runs gallery and one run's live panel: what Home, Train and the GAN studio share.
+
+The panel polls the run directory (st.fragment with run_every) while the run is queued or
+running, and stops polling once it is finished; a change of state redraws the whole page so the
+table, the run picker and the buttons agree.
+"""
+
+import streamlit as st
+
+from engine.lab.gan_studio import is_gan_config
+from engine.lab.home import gallery_row
+from engine.runs import ACTIVE, RESUMABLE, Run, RunError, RunStatus
+from ui.charts.losses import loss_figure
+from ui.images import read_image
+from ui.resources import job_manager
+from ui.text import fmt, state_icon
+
+SIGNATURE_KEY = "runs_signature"
+CONFIRM_DELETE_KEY = "run_panel_confirm_delete"  # the run id whose deletion awaits a yes
+
+ERRORS = (RunError, ValueError, OSError)
+
+GALLERY_COLUMNS = {
+    "id": st.column_config.TextColumn("id", width="medium"),
+    "latent": st.column_config.NumberColumn("latent", format="%d", help="latent_dim: the size of z"),
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    "test MSE": st.column_config.NumberColumn("test MSE", format="%.4f",
+                                              help="mean ‖x − x̂‖² per pixel on the test split "
+                                                   "(lower is better)"),
+    "PSNR (dB)": st.column_config.NumberColumn("PSNR (dB)", format="%.1f"),
+    "kNN acc": st.column_config.NumberColumn("kNN acc", format="percent",
+                                             help="5-nearest-neighbour accuracy of the codes z (feature quality)"),
+}
+
+
+def signature(summaries: list[dict]) -> tuple:
+    """What, when it changes, needs the whole page redrawn: which runs exist and their states."""
+    return tuple((s["id"], s.get("state")) for s in summaries)
+
+
+def run_summaries() -> list[dict]:
+    """Every run's summary, for a page that draws runs_table(): records the signature the table compares.
+
+    When the runs folder cannot be listed, the page says so and stops.
+    """
+    jm = job_manager()
+    try:
+        summaries = [r.summary() for r in jm.runs()]
+    except ERRORS as e:
+        st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
+        st.stop()
+    st.session_state[SIGNATURE_KEY] = signature(summaries)
+    return summaries
+
+
+@st.fragment(run_every=2.0)
+def runs_table() -> None:
+    """Every run, refreshed every 2 s; the page must store signature() under SIGNATURE_KEY when it draws."""
+    try:
+        summaries = [r.summary() for r in job_manager().runs()]
+    except ERRORS as e:  # e.g. a run folder deleted between listing and reading it: try again next tick
+        st.error(f"Cannot list the runs: {e}")
+        return
+    if signature(summaries) != st.session_state.get(SIGNATURE_KEY):
+        st.rerun()  # a run appeared, vanished or changed state: refresh the picker and the panel too
+    if summaries:
+        st.dataframe([gallery_row(s) for s in summaries], column_config=GALLERY_COLUMNS, hide_index=True,
+                     placeholder="–")
+
+
+def act(action, run_id: str, verb: str) -> None:
+    try:
+        action(run_id)
+    except ERRORS as e:
+        st.error(f"Could not {verb} run {run_id}: {e}")
+    else:
+        st.rerun()
+
+
+def run_panel(run_id: str, drawn_state: str) -> None:
+    """The selected run, live: progress, inputs next to the latest reconstructions, the loss curve."""
+    jm = job_manager()
+    with st.container(border=True, key="run_panel"):
+        state, readable = "failed", False
+        try:
+            run = Run(jm.runs_dir / run_id)
+            config, status = run.config, run.status()
+        except ERRORS as e:
+            st.error(f"Run {run_id} cannot be shown: {e}")
+        else:
+            state, readable = status.state, True
+            if state != drawn_state:
+                st.rerun()  # the table and the buttons follow; a finished run's panel stops polling
+            try:
+                draw_run(run, config, status)
+            except Exception as e:
+                st.error(f"Run {run_id} is damaged and cannot be drawn: {type(e).__name__}: {e}")
+        run_buttons(run_id, state, resumable=readable and state in RESUMABLE)
+
+
+def draw_run(run: Run, config: dict, status: RunStatus) -> None:
+    state = status.state
+    latent_dim = config["model_config"].get("latent_dim")
+    st.markdown(f"#### {run.id}")
+    imported = config.get("imported") if isinstance(config.get("imported"), dict) else {}
+    st.caption(f"{config['model']} · latent_dim {latent_dim} · {config['dataset']} · "
+               f"{status.device or 'device not chosen yet'}"
+               + (f" · imported from run {imported.get('from')}" if imported else ""))
+    st.markdown(f"{state_icon(state)} **State:** {state} · step {status.step:,} · epoch {status.epoch}")
+    st.progress(status.progress)
+    error = (status.error or "").strip()
+    if error and state in ("failed", "interrupted", "cancelled"):
+        (st.error if state == "failed" else st.warning)(error.splitlines()[0])
+        if "\n" in error:
+            with st.expander("Details"):
+                st.code(error, language=None)
+
+    gan = is_gan_config(config)
+    snaps = {kind: run.snapshots(kind) for kind in ("recon", "samples")}
+    images = [("real images (the training split)" if gan else "x: inputs (a fixed test batch)",
+               read_image(run.path / "snapshots" / "inputs.png"))]
+    if snaps["recon"]:
+        images.append((f"x̂: reconstructions at step {snaps['recon'][-1].step:,}",
+                       read_image(snaps["recon"][-1].path)))
+    if snaps["samples"]:
+        what = "G(z) for a fixed z" if gan else "samples from the prior"
+        images.append((f"{what} at step {snaps['samples'][-1].step:,}", read_image(snaps["samples"][-1].path)))
+    # a GAN's two small grids share a row with its losses (the GAN studio replays them in full below)
+    cols = st.columns([1, 1, 2] if gan else [1] * len(images))
+    for col, (caption, png) in zip(cols, images):
+        with col:
+            if png:
+                st.image(png, caption=caption, width="stretch")
+            else:
+                st.caption(f"{caption}: not written yet")
+
+    records = run.metrics()
+    fig = loss_figure(records)
+    if fig is not None:
+        (cols[-1] if gan else st).plotly_chart(fig, key="run_panel_loss", config={"displayModeBar": False})
+    elif any("eval/mse" in r for r in records):
+        st.caption("No loss curve: this model is fitted in closed form, in one step.")
+    elif state not in ACTIVE:
+        st.caption("No loss curve: the run stopped before logging its first step.")
+
+    final = status.final_metrics
+    if final and gan:
+        cols = st.columns(4)
+        cols[0].metric("FID-style distance", fmt(final.get("fid"), ".1f"),
+                       help="Fréchet distance between the judge's features of real and generated images (lower is "
+                            "better)")
+        cols[1].metric("vs untrained", fmt(final.get("fid_ratio"), ".0%"),
+                       help="the distance as a share of the untrained generator's: how far training got")
+        cols[2].metric("inception-style score", fmt(final.get("inception_score"), ".2f"),
+                       help="exp E KL(p(y|x) ‖ p(y)) under the judge: confident and varied samples score high")
+        cols[3].metric("classes covered", fmt(final.get("classes_covered"), ".0f"))
+    elif final:
+        cols = st.columns(4)
+        cols[0].metric("test MSE", fmt(final.get("mse"), ".4f"))
+        cols[1].metric("PSNR", fmt(final.get("psnr"), ".1f", " dB"))
+        cols[2].metric(f"PCA MSE (k={latent_dim})", fmt(final.get("pca_mse"), ".4f"),
+                       help="PCA with as many components as the latent has: the linear baseline")
+        cols[3].metric("kNN accuracy", fmt(final.get("knn_accuracy"), ".1%"),
+                       help="5-nearest-neighbour label accuracy of the codes z")
+    elif gan and state == "done":
+        st.caption("No judge scores: the judge classifier was off for this run or unavailable.")
+
+
+def run_buttons(run_id: str, state: str, resumable: bool) -> None:
+    """Cancel, resume and delete (with an inline confirmation: a popover re-mounts on every rerun)."""
+    jm = job_manager()
+    if st.session_state.get(CONFIRM_DELETE_KEY) == run_id:
+        st.warning(f"Delete run {run_id} and its checkpoints for good?")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete it", key="run_panel_delete_yes", type="primary", icon=":material/delete:",
+                      width="stretch"):
+            st.session_state.pop(CONFIRM_DELETE_KEY, None)
+            st.query_params.pop("run", None)
+            act(jm.delete, run_id, "delete")
+        no.button("Keep it", key="run_panel_delete_no", width="stretch",
+                  on_click=lambda: st.session_state.pop(CONFIRM_DELETE_KEY, None))
+        return
+    c1, c2, c3 = st.columns(3)
+    if c1.button("Cancel", key="run_panel_cancel", icon=":material/stop:", disabled=state not in ACTIVE,
+                 width="stretch"):
+        act(jm.cancel, run_id, "cancel")
+    if c2.button("Resume", key="run_panel_resume", icon=":material/play_arrow:", disabled=not resumable,
+                 width="stretch"):
+        act(jm.resume, run_id, "resume")
+    c3.button("Delete", key="run_panel_delete", icon=":material/delete:", width="stretch",
+              on_click=lambda: st.session_state.__setitem__(CONFIRM_DELETE_KEY, run_id))
+
+
+def live_run_panel(run_id: str, state: str) -> None:
+    """run_panel in a fragment that reruns every second while the run is queued or running."""
+    st.fragment(run_every=1.0 if state in ACTIVE else None)(run_panel)(run_id, state)

@@ -1,0 +1,109 @@
+"""Choosing a run for a page (the link's, else the newest that fits), and offering to train one when none does."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.models import is_model
+from engine.runs import FINISHED, Run, RunError
+from ui.resources import job_manager
+from ui.sidebar import selected_dataset
+from ui.urlstate import set_query
+
+
+def run_config(run: Run) -> dict | None:
+    """The run's config.json, or None when it cannot be read."""
+    try:
+        return run.config
+    except (RunError, OSError, ValueError):
+        return None
+
+
+def usable_runs(dataset: str | None = None, models=None, predicate=None, **wanted: bool) -> list[Run]:
+    """Runs with a checkpoint whose model fits, newest first.
+
+    wanted: capabilities the model must have (default: encodes=True, an autoencoder or PCA);
+    models: only these model names; dataset: only runs on this dataset; predicate(config) -> bool:
+    a page's own condition (e.g. a 2-D latent). A run still training counts: pages show its newest
+    checkpoint.
+    """
+    wanted = wanted or {"encodes": True}
+    out = []
+    for run in job_manager().runs():
+        config = run_config(run)
+        if not config or not is_model(config.get("model"), **wanted):
+            continue
+        if models is not None and config["model"] not in models:
+            continue
+        if dataset is not None and config.get("dataset") != dataset:
+            continue
+        if predicate is not None and not predicate(config):
+            continue
+        if not run.checkpoints():
+            continue
+        out.append(run)
+    return out
+
+
+def run_label(run: Run) -> str:
+    config = run_config(run) or {}
+    mcfg = config.get("model_config", {})
+    state = run.summary().get("state", "?")
+    extra = f", classes {config['train']['classes']}" if config.get("train", {}).get("classes") else ""
+    return (f"{run.id} · {config.get('model', '?')} · latent {mcfg.get('latent_dim', '?')}{extra}"
+            + ("" if state == "done" else f" · {state}"))
+
+
+def pick_run(runs: list[Run], key: str, label: str = "Model run", param: str = "run",
+             help: str | None = None, container=st) -> Run | None:
+    """A run picker whose choice lives in the URL (`?{param}=ID`): the link's run, else the newest.
+
+    Returns None (and draws nothing) when `runs` is empty: the page shows its own message then.
+    """
+    if not runs:
+        return None
+    by_id = {r.id: r for r in runs}
+    ids = list(by_id)
+    if st.session_state.get(key) not in ids:
+        linked = st.query_params.get(param)
+        st.session_state[key] = linked if linked in by_id else ids[0]
+    chosen = container.selectbox(label, ids, key=key, format_func=lambda i: run_label(by_id[i]), help=help)
+    set_query(**{param: chosen})
+    return by_id[chosen]
+
+
+def need_model(message: str, model: str, model_config: dict | None = None, train: dict | None = None,
+               key: str = "need_model", button: str | None = None) -> None:
+    """Say that no suitable model is trained yet, with a button that trains one in the background."""
+    dataset = selected_dataset()
+    st.info(message, icon=":material/model_training:")
+    label = button or f"Train a {model} now"
+    if st.button(label, key=key, type="primary", icon=":material/rocket_launch:", disabled=not dataset.available):
+        try:
+            run = job_manager().submit(model, dataset.name, model_config or {}, train or {})
+        except Exception as e:
+            st.error(f"Could not start training: {e}")
+        else:
+            st.session_state[f"{key}_started"] = run.id
+    started = st.session_state.get(f"{key}_started")
+    if started:
+        _training_progress(started)
+
+
+@st.fragment(run_every=1.0)
+def _training_progress(run_id: str) -> None:
+    """The run a need_model button started: its progress, then a page refresh once it has a checkpoint."""
+    try:
+        run = Run(job_manager().runs_dir / run_id)
+        status = run.status()
+    except (RunError, OSError) as e:
+        st.error(f"Run {run_id}: {e}")
+        return
+    state = status.state
+    st.progress(status.progress, text=f"{run_id}: {state}, {status.progress:.0%}")
+    if state in FINISHED:
+        if state != "done":
+            st.error(f"Run {run_id} {state}: {(status.error or 'no reason given').splitlines()[0]}")
+        st.session_state.pop(next((k for k, v in st.session_state.items()
+                                   if k.endswith("_started") and v == run_id), ""), None)
+        st.rerun(scope="app")

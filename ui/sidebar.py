@@ -1,0 +1,60 @@
+"""The sidebar every page shares: the dataset picker (a link may name one) and the device."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.data import DEFAULT_DATASET, DatasetInfo
+from engine.runs import default_runs_dir
+from ui.resources import datasets, device_label
+
+
+def selected_dataset() -> DatasetInfo:
+    """The dataset picked in the sidebar (the default before the sidebar has drawn)."""
+    infos = {d.name: d for d in datasets()}
+    return infos.get(st.session_state.get("dataset", DEFAULT_DATASET), infos[DEFAULT_DATASET])
+
+
+def usable_dataset() -> DatasetInfo:
+    """The sidebar's dataset; when it is unavailable the page says so and stops (the sidebar says how to get it)."""
+    info = selected_dataset()
+    if not info.available:
+        st.warning(f"{info.name} is not available ({info.reason}): pick another dataset in the sidebar, "
+                   "which also says how to get this one.")
+        st.stop()
+    return info
+
+
+def _dataset_label(info: DatasetInfo) -> str:
+    return info.name if info.available else f"{info.name} (unavailable)"
+
+
+def sidebar() -> DatasetInfo:
+    """The dataset picker (every dataset; unavailable ones say why and how to get them) and the device."""
+    infos = datasets()
+    names = [d.name for d in infos]
+    if st.session_state.get("dataset") not in names:  # first run of a session: a link may name one
+        wanted = st.query_params.get("dataset", DEFAULT_DATASET)
+        st.session_state["dataset"] = wanted if wanted in names else DEFAULT_DATASET
+    by_name = {d.name: d for d in infos}
+    with st.sidebar:
+        st.markdown("### :material/science: Latent Lab")
+        name = st.selectbox("Dataset", names, key="dataset", format_func=lambda n: _dataset_label(by_name[n]),
+                            help="Images are 28×28 grey levels in [0, 1]. mnist-5k ships with the app.")
+        info = by_name[name]
+        if name == DEFAULT_DATASET:
+            st.query_params.pop("dataset", None)
+        else:
+            st.query_params["dataset"] = name
+        if info.available:
+            st.caption(info.description)
+        else:
+            st.warning(f"**{name} is not available:** {info.reason}.\n\n**To get it:** {info.how_to_get}")
+        missing = [d for d in infos if not d.available and d.name != name]
+        if missing:
+            with st.expander(f"Unavailable datasets ({len(missing)})"):
+                for d in missing:
+                    st.markdown(f"**{d.name}** — {d.reason}.  \n*To get it:* {d.how_to_get}")
+        st.markdown(f"**Device:** `{device_label()}`")
+        st.caption(f"Runs folder: `{default_runs_dir()}`")
+    return info
