@@ -11,7 +11,9 @@ from ui.navigation import navigation
 from ui.resources import configure_server, warm_umap
 from ui.sidebar import sidebar
 
-st.set_page_config(page_title="Latent Lab", page_icon=":material/science:", layout="wide")
+# An emoji favicon is drawn in the page: a ":material/…:" one is fetched from fonts.gstatic.com, a request to
+# an outside host on every page load (it fails offline, and leaks each visit on a hosted link).
+st.set_page_config(page_title="Latent Lab", page_icon="🧪", layout="wide")
 configure_server()  # one torch thread for the pages' single-image requests
 warm_umap()  # compile UMAP on a background thread once per server: the Latent map shows PCA meanwhile
 

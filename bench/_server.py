@@ -37,15 +37,16 @@ def healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def streamlit_server(script: str, log_path: Path, env: dict | None = None, timeout_s: float = 90):
-    """Serve `script` (relative to the repository root); yields its URL; stops the server on exit."""
+def streamlit_server(script: str, log_path: Path, env: dict | None = None, timeout_s: float = 90,
+                     root: Path = ROOT):
+    """Serve `script` (relative to `root`, this repository by default); yields its URL; stops it on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout_s

@@ -83,14 +83,14 @@ def cmd_train(args) -> int:
 
     settings = _parse_settings(args.set or [])
     model_part, train_part = split_settings(args.model, settings)
-    for key, value in (("epochs", args.epochs), ("seconds", args.seconds), ("seed", args.seed),
+    for key, value in (("epochs", args.epochs), ("steps", args.steps), ("seconds", args.seconds), ("seed", args.seed),
                        ("device", args.device), ("batch_size", args.batch_size), ("lr", args.lr)):
         if value is not None:
             train_part[key] = value
     if args.latent_dim is not None:
         model_part["latent_dim"] = args.latent_dim
-    config = make_run_config(args.model, args.data, model_part, train_part)
-    run = Run.create(args.runs_dir or default_runs_dir(), config, run_id=args.name)
+    config = make_run_config(args.model, args.data, model_part, train_part, name=args.name)
+    run = Run.create(args.runs_dir or default_runs_dir(), config, run_id=args.id)
     print(f"run {run.id} in {run.path}", file=sys.stderr)
     on_log = None if args.quiet else (lambda rec: print(_progress_line(rec), file=sys.stderr, flush=True))
     metrics = train_run(run, resume=False, on_log=on_log)
@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", default="mnist-5k", help="dataset name, folder:PATH or npz:PATH (default mnist-5k)")
     budget = sp.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="passes over the train split")
+    budget.add_argument("--steps", type=int, help="gradient steps (the same model on a busy machine, only later)")
     budget.add_argument("--seconds", type=float, help="wall-clock budget")
     sp.add_argument("--latent-dim", type=int, help="size of the code z")
     sp.add_argument("--seed", type=int, help="seed for weights, batch order and noise (default 0)")
@@ -261,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="any model or training setting, e.g. --set beta=4 --set hidden=512,256")
-    sp.add_argument("--name", help="run id to use instead of a generated one")
+    sp.add_argument("--name", help="a name for the run, shown beside its id in the app's pickers")
+    sp.add_argument("--id", help="run id to use instead of a generated one")
     sp.add_argument("--quiet", action="store_true", help="no progress lines")
 
     sp = add("resume", cmd_resume, "continue an interrupted, cancelled or failed run from its last checkpoint")

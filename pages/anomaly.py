@@ -35,17 +35,19 @@ def train_form(message: str) -> None:
     models = anomaly.candidate_models()
     model = left.selectbox("Model", models, index=models.index(anomaly.DEFAULT_MODEL), key="anomaly_model",
                            help="Any autoencoder not conditioned on the class (at test time the class is unknown)")
-    latent = mid.number_input("latent_dim", 1, 256, anomaly.DEFAULT_LATENT_DIM, key="anomaly_latent",
-                              help="A narrow bottleneck keeps only what the normal images share")
-    seconds = right.slider("Time budget (s)", 5, 120, anomaly.DEFAULT_SECONDS, step=5, key="anomaly_seconds")
+    latent = mid.number_input("Latent size", 1, 256, anomaly.DEFAULT_LATENT_DIM, key="anomaly_latent",
+                              help="`latent_dim`, the size of the code z: a narrow bottleneck keeps only what the "
+                                   "normal images share")
+    steps = right.slider("Training steps", 100, 3000, anomaly.DEFAULT_STEPS, step=100, key="anomaly_steps",
+                         help="gradient steps; a step budget gives the same model on a busy machine, only later")
     if not normal or len(normal) == len(classes):
         st.warning("Choose at least one normal class and leave at least one out: the left-out classes are "
                    "the anomalies the model is tested on.")
         return
-    model_config, train = anomaly.one_class_settings(model, normal, latent, seconds)
+    model_config, train = anomaly.one_class_settings(model, normal, latent, steps)
     names = ("class " if len(normal) == 1 else "classes ") + ", ".join(classes[c] for c in sorted(normal))
-    need_model(message.format(names=names, model=model, seconds=seconds), model, model_config, train,
-               key="anomaly_train", button="Train a one-class model")
+    need_model(message.format(names=names, model=model, steps=f"{steps:,}"), model, model_config, train,
+               key="anomaly_train", button="Train a one-class model", name=f"one-class: {names}")
     if st.session_state.get("anomaly_train_started"):
         st.session_state["anomaly_pending"] = st.session_state["anomaly_train_started"]
 
@@ -60,15 +62,15 @@ if pending in by_id and by_id[pending].status().state == "done":  # a run this p
 
 if not runs or st.session_state.get("anomaly_train_started"):
     train_form("No one-class run on this dataset yet. Pick the normal classes above: the model trains on "
-               "{names} only for {seconds} s, and every test image is then scored." if not runs else
-               "Training {model} on {names} only for {seconds} s.")
+               "{names} only for {steps} steps, and every test image is then scored." if not runs else
+               "Training {model} on {names} only for {steps} steps.")
     if not runs:
         st.stop()
 else:
     with st.expander("Train another one-class model", icon=":material/model_training:"):
-        train_form("Trains {model} on {names} only for {seconds} s; the test split keeps every class.")
+        train_form("Trains {model} on {names} only for {steps} steps; the test split keeps every class.")
 
-run = pick_run(runs, key="anomaly_run", label="One-class run",
+run = pick_run(runs, key="anomaly_run", label="One-class run", quality="anomaly",
                help="Runs trained on some classes only (their config's train.classes)")
 loaded = loaded_run(run)
 if loaded is None:

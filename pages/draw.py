@@ -10,12 +10,15 @@ stroke reruns only that panel.
 import streamlit as st
 
 from engine.data.preprocess import EmptyImageError, PreprocessError, from_canvas, from_image_bytes
+from engine.lab.choice import best_run
+from engine.lab.demos import DEMOS, demo_settings
 from engine.lab.draw import analyse
 from ui.charts.draw import draw_latent_figure, draw_score_figure
+from ui.canvas import canvas, clear_button
 from ui.entry import ensure_app
 from ui.images import error_png, example_bytes, example_drawings, example_picture, show_image
 from ui.resources import dataset_tensors, loaded_run, split_codes, split_errors
-from ui.runs import need_model, run_label, usable_runs
+from ui.runs import need_model, run_config, run_label, run_name, usable_runs
 from ui.sidebar import usable_dataset
 from ui.text import explain, percent
 from ui.urlstate import query_value, set_query
@@ -33,17 +36,21 @@ explain("draw")
 dataset = usable_dataset()
 runs = usable_runs(dataset.name, encodes=True, conditional=False)
 if not runs:
+    starter = DEMOS["starter"]
+    model, model_config, train = demo_settings("starter")
     need_model(f"No autoencoder trained on **{dataset.name}** yet: the drawing needs a model to reconstruct it. "
-               "A convolutional autoencoder (latent_dim 32) trains in about 15 seconds.",
-               "conv_ae", {"latent_dim": 32}, {"seconds": 15}, key="draw_train",
-               button="Train a conv_ae (latent 32, 15 s)")
+               f"Train {starter.what} ({train['steps']:,} steps in the background).",
+               model, model_config, train, key="draw_train", button=f"Train a {starter.summary()}", name="starter")
     st.stop()
 
 by_id = {r.id: r for r in runs}
 linked = [i for i in (st.query_params.get("run") or "").split(",") if i in by_id]
 kept = [i for i in st.session_state.get("draw_runs", []) if i in by_id]
+best = None
 if "draw_runs" not in st.session_state or (st.session_state["draw_runs"] and not kept):
-    kept = linked[:MAX_MODELS] or [runs[0].id]  # first visit, or another dataset: the link's runs, else the newest
+    # first visit, or another dataset: the link's runs, else the one that reconstructs best
+    best = None if linked else best_run([r.summary() for r in runs], {r.id: run_config(r) or {} for r in runs})
+    kept = linked[:MAX_MODELS] or [best.run_id]
 if kept != st.session_state.get("draw_runs"):
     st.session_state["draw_runs"] = kept
 left, right = st.columns([3, 2], vertical_alignment="bottom")
@@ -51,6 +58,11 @@ chosen = left.multiselect("Models", list(by_id), key="draw_runs", max_selections
                           format_func=lambda i: run_label(by_id[i]),
                           help="Autoencoder runs on this dataset, side by side. The first one also gives the "
                                "code z, the class and the neighbours below.")
+if best is not None and len(runs) > 1:
+    st.session_state["draw_best"] = best
+why = st.session_state.get("draw_best")
+if why is not None and chosen == [why.run_id]:
+    left.caption(f"Opened on {run_name(by_id[why.run_id])}: {why.reason}. Add or swap models above.")
 if st.query_params.get("run") and not linked:
     st.warning(f"There is no autoencoder run {st.query_params['run']!r} on {dataset.name}; showing "
                f"{', '.join(chosen)} instead.")
@@ -71,10 +83,8 @@ if not models:
 
 def canvas_input():
     """The drawing canvas's image (28, 28), or None (with a hint) while it is empty."""
-    from streamlit_drawable_canvas import st_canvas  # registers its component: only under a running app
-
-    result = st_canvas(stroke_width=20, stroke_color="#ffffff", background_color="#000000", height=CANVAS,
-                       width=CANVAS, drawing_mode="freedraw", return_image_data=True, key="draw_canvas")
+    result = canvas(CANVAS, key="draw_canvas")
+    clear_button("draw_canvas", on_clear=lambda: st.session_state.pop("drawing", None))
     if result.image_data is None:  # nothing drawn since the canvas appeared: show the last drawing
         x = st.session_state.get("drawing")
         if x is not None:

@@ -12,11 +12,12 @@ import streamlit as st
 
 from engine.data.images import grid_png, image_png
 from engine.eval.codes import decode
-from engine.lab.explorer import (MAX_SLIDERS, arithmetic, interpolation_images, manifold_images, move, sample_images,
-                                 slider_directions)
+from engine.lab.demos import demo_settings
+from engine.lab.explorer import (MAX_SLIDERS, arithmetic, fills_every_panel, interpolation_images, manifold_images,
+                                 move, sample_images, slider_directions)
 from ui.entry import ensure_app
 from ui.resources import dataset_tensors, loaded_at, loaded_run, split_codes
-from ui.runs import need_model, pick_run, usable_runs
+from ui.runs import need_model, pick_run, run_config, run_label, usable_runs
 from ui.sidebar import selected_dataset
 from ui.text import explain
 from ui.urlstate import query_value, set_query
@@ -49,16 +50,19 @@ def grid_of(run_path: str, token: tuple, what: str, n: int, seed: int = 0, y: in
 dataset_name = selected_dataset().name
 runs = usable_runs(dataset_name)
 if not runs:
+    model, model_config, train = demo_settings("vae_2d")
     need_model("No autoencoder is trained on this dataset yet. A variational autoencoder with a 2-D latent "
                "shows every panel here (sliders, prior samples, the manifold grid); any run from the Train "
-               "page works too.", "vae", {"latent_dim": 2}, {"seconds": 30}, key="explorer_need_model",
-               button="Train a 2-D VAE now (30 s)")
+               "page works too.", model, model_config, train, key="explorer_need_model",
+               button=f"Train a 2-D VAE now ({train['steps']:,} steps)", name="2-D VAE")
     st.stop()
 linked_run = st.query_params.get("run")
 if linked_run and linked_run not in {r.id for r in runs}:
     st.warning(f"There is no autoencoder run {linked_run!r} on {dataset_name} with a checkpoint; "
                "showing the newest run instead.")
-run = pick_run(runs, key="explorer_run")
+run = pick_run(runs, key="explorer_run", prefer=fills_every_panel,
+               prefer_why="a VAE with a 2-number code, which fills every panel here (sliders, prior samples, "
+                           "the manifold grid)")
 loaded = loaded_run(run)
 if loaded is None:
     st.stop()
@@ -228,3 +232,14 @@ if loaded.latent_dim == 2:
             show(st, grid_of(loaded.path, loaded.token, "manifold", 15, 0, y))
 else:
     samples_panel()
+    st.subheader("The 2-D manifold")
+    two_d = [r for r in runs if ((run_config(r) or {}).get("model_config") or {}).get("latent_dim") == 2]
+    if two_d:
+        st.caption(f"The manifold grid needs a 2-number code: {run_label(two_d[0])} has one. Pick it above.")
+    else:
+        model, model_config, train = demo_settings("vae_2d")
+        need_model(f"A {loaded.latent_dim}-number code cannot be laid out on a page, so there is no manifold grid "
+                   "for this run. A VAE with a 2-number code can: every point of its plane decodes to an image. "
+                   f"Train one ({train['steps']:,} steps in the background) and pick it above.",
+                   model, model_config, train, key="explorer_need_2d",
+                   button=f"Train a 2-D VAE ({train['steps']:,} steps)", name="2-D VAE")

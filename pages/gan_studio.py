@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.lab import gan_studio as gan_lab
-from engine.lab.home import starter_seconds
+from engine.lab.demos import DEMOS, demo_scale
 from engine.models import formulas, get_model_class, models
 from engine.runs import ACTIVE, Run
 from ui.entry import ensure_app
@@ -25,11 +25,11 @@ from ui.urlstate import set_query
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
 GAN_MODELS = models(adversarial=True)
-GAN_SETTINGS = ("seconds", "epochs", "batch_size", "lr", "lr_d", "beta1", "beta2", "seed", "judge")
-GAN_SECONDS = 60.0  # the form's default budget: a GAN is judged by its samples, so a time budget suits it
-STARTER_MODEL, STARTER_SECONDS = "dcgan", 30.0  # the one-click run offered while there is no GAN
+GAN_SETTINGS = ("steps", "seconds", "epochs", "batch_size", "lr", "lr_d", "schedule", "beta1", "beta2", "seed",
+                "judge")
+GAN_STEPS = 1000  # the form's default budget: steps give the same GAN on a busy machine (seconds give fewer)
 PLAY_EVERY_S = 0.8  # seconds between frames while the timeline plays
-VIEW_KEYS = ("gan_step", "gan_playing", "gan_timeline_last", "gan_slowmo", "gan_memo")
+VIEW_KEYS = ("gan_at", "gan_step", "gan_follow", "gan_playing", "gan_slowmo", "gan_memo")
 
 jm = job_manager()
 dataset = selected_dataset()
@@ -53,9 +53,9 @@ with st.expander("Start a GAN run", icon=":material/rocket_launch:"):
     for formula in formulas(model):
         st.latex(formula)
     new = new_run_form(model, key=f"gan_{model}", form_key="gan_form", train_names=GAN_SETTINGS,
-                       train_defaults={"seconds": GAN_SECONDS, "epochs": None},
+                       train_defaults={"steps": GAN_STEPS, "epochs": None},
                        budget_note="lr is the generator's learning rate, lr_d the discriminator's (empty: the same); "
-                                   "training stops at whichever budget, seconds or epochs, runs out first")
+                                   "training stops at whichever budget, steps, seconds or epochs, runs out first")
     if new is not None:
         show_new(new)
 
@@ -71,17 +71,22 @@ if not runs:
     for key in ("run", "compare", "step", "class"):
         st.query_params.pop(key, None)
     try:
-        seconds = starter_seconds() or STARTER_SECONDS
+        scale = demo_scale()
     except ValueError as e:
         st.warning(str(e))
-        seconds = STARTER_SECONDS
+        scale = 1.0
+    demo = DEMOS["dcgan"]
+    model, model_config, train = demo.settings(scale)
     st.info("**No GAN has been trained yet.** Open **Start a GAN run** above, or train a small DCGAN in one click: "
-            f"{seconds:g} seconds in the background, then replay its samples here. Runs started from the CLI "
-            "(`python -m engine train dcgan --seconds 60`) show up too.", icon=":material/auto_awesome:")
-    if st.button(f"Train a short DCGAN ({seconds:g} s)", key="gan_starter", type="primary",
-                 icon=":material/rocket_launch:", disabled=not dataset.available):
+            f"{train['steps']:,} steps in the background, then replay its samples here. The first GAN on a dataset "
+            "also trains the judge classifier that scores the samples (once; its progress shows). Runs started "
+            f"from the CLI (`python -m engine train dcgan --steps {train['steps']}`) show up too.",
+            icon=":material/auto_awesome:")
+    if st.button(f"Train a short DCGAN ({train['steps']:,} steps)", key="gan_starter", type="primary",
+                 icon=":material/rocket_launch:", disabled=not dataset.available,
+                 help=f"Trains {demo.what}; a step budget gives the same GAN on a busy machine, only later"):
         try:
-            starter = jm.submit(STARTER_MODEL, dataset.name, {}, {"seconds": seconds})
+            starter = jm.submit(model, dataset.name, model_config, train, name="short DCGAN")
         except Exception as e:
             st.error(f"Could not start training: {e}")
         else:
@@ -139,7 +144,7 @@ for formula in formulas(config["model"]):
 explain("gan_studio", "judge")
 playing = st.session_state.get("gan_playing", False)
 st.session_state["gan_timer"] = "play" if playing else "poll"
-st.fragment(run_every=PLAY_EVERY_S if playing else (2.0 if active else None))(gan_ui.timeline)(run, compare)
+st.fragment(run_every=PLAY_EVERY_S if playing else (2.0 if active else None))(gan_ui.timeline)(run, compare, active)
 
 # -- tools -----------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ The selected run lives in the URL (`?run=ID`), so a link restores it. Runs start
 
 import streamlit as st
 
-from engine.lab.home import starter_seconds, starter_settings
+from engine.lab.demos import DEMOS, demo_scale
 from ui.entry import ensure_app
 from ui.navigation import tour
 from ui.resources import job_manager
@@ -35,22 +35,23 @@ with st.container(border=True):
             st.caption(page.blurb)
 
 try:
-    seconds = starter_seconds()
+    scale = demo_scale()
 except ValueError as e:
     st.warning(str(e))
-    seconds = None
-model, model_config, train = starter_settings(seconds)
-starter = f"{model}, latent_dim {model_config['latent_dim']}, {train['seconds']:g} s"
+    scale = 1.0
+starter = DEMOS["starter"]
+model, model_config, train = starter.settings(scale)
 left, right = st.columns([1, 2], vertical_alignment="center")
 clicked = left.button("Train a starter model", key="home_starter", type="primary",
                       icon=":material/rocket_launch:", disabled=not dataset.available,
-                      help=f"Trains {starter} in the background; watch it below")
+                      help=f"Trains {starter.what} for {train['steps']:,} steps in the background; watch it "
+                           "below. A step budget gives the same model on a busy machine, only later.")
 right.markdown(f"**Dataset:** `{dataset.name}`" +
                (f" ({dataset.n_train:,} train / {dataset.n_test:,} test)" if dataset.available else " (unavailable)") +
-               f" · **starter:** {starter}")
+               f" · **starter:** {starter.summary(scale)}")
 if clicked:
     try:
-        run = jm.submit(model, dataset.name, model_config, train)
+        run = jm.submit(model, dataset.name, model_config, train, name="starter")
     except Exception as e:
         st.error(f"Could not start the starter run: {e}")
     else:
@@ -67,7 +68,7 @@ if linked and linked not in ids and "home_run" not in st.session_state:
 if not ids:
     st.query_params.pop("run", None)
     st.info("No runs yet. Click **Train a starter model** above, or train one from a terminal, e.g. "
-            "`python -m engine train conv_ae --seconds 30`: runs from the CLI show up here too.")
+            "`python -m engine train conv_ae --steps 800`: runs from the CLI show up here too.")
 runs_table()
 if ids:
     if st.session_state.get("home_run") not in ids:

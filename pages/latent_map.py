@@ -14,7 +14,8 @@ import streamlit as st
 from engine.data.images import grid_png
 from engine.eval.codes import class_votes, encode, nearest, reconstruct
 from engine.lab import latent_map as maps
-from engine.runs import Run, RunError
+from engine.lab.demos import DEMOS, demo_settings
+from engine.runs import Run, RunError, finite
 from engine.runs.loaded import checkpoint_steps
 from ui.charts.latent_map import map_figure, replay_figure
 from ui.entry import ensure_app
@@ -72,13 +73,14 @@ explain("latent_map")
 
 runs = usable_runs(dataset.name)
 if not runs:
+    model, model_config, train = demo_settings("starter")
     need_model(f"No autoencoder is trained on **{dataset.name}** yet: a map needs a model's codes. "
-               "Train a convolutional autoencoder (30 s) and its map appears here.",
-               "conv_ae", {"latent_dim": 32}, {"seconds": 30}, key="map_need_model")
+               f"Train {DEMOS['starter'].what} ({train['steps']:,} steps in the background) and its map appears "
+               "here.", model, model_config, train, key="map_need_model", name="starter")
     st.stop()
 
 left, mid, right = st.columns(3)
-run = pick_run(runs, key="map_run", container=left)
+run = pick_run(runs, key="map_run", container=left, quality="clusters")
 if st.session_state.get("map_method") not in maps.METHODS:
     st.session_state["map_method"] = query_value("method", "umap", str, lambda m: m in maps.METHODS)
 method = mid.radio("Projection", list(maps.METHODS), key="map_method", format_func=maps.METHODS.get,
@@ -151,13 +153,20 @@ with map_col:
 with side:
     if ds.classes:
         acc_z, acc_map = knn(z, y), knn(projection.xy, y)
-        st.markdown("**5-NN accuracy**, leave-one-out",
-                    help="Each test image's class guessed from its 5 nearest other images, once in z and once on "
-                         "the map. The gap is what the projection to 2-D loses (or rearranges).")
+        st.markdown(f"**5-NN accuracy** among the {len(idx):,} test codes shown, leave-one-out",
+                    help="Each shown test image's class guessed from its 5 nearest *other shown* test images, once "
+                         "in z and once on the map. The gap is what the projection to 2-D loses (or rearranges).")
         a, b = st.columns(2)
         a.metric(f"in z ({loaded.latent_dim}-D)", f"{acc_z:.1%}")
         b.metric(f"on the {maps.METHODS[projection.method]} map", f"{acc_map:.1%}",
                  delta=f"{100 * (acc_map - acc_z):+.1f} pts", delta_color="normal")
+        run_knn = finite(run.status().final_metrics.get("knn_accuracy"))
+        if run_knn is not None:
+            at = "at this step" if loaded.step == steps[-1] else f"at step {steps[-1]:,}, its last"
+            st.caption(f"The run's own kNN accuracy, **{run_knn:.1%}** {at} (Home's gallery and panel), measures "
+                       f"differently: a 5-NN classifier fitted on the codes of all {len(ds.x_train):,} training "
+                       f"images, scored on all {len(z_all):,} test images. More neighbours to choose from, so it is "
+                       "usually higher.")
     if group:
         counts = Counter(int(y_all[i]) for i in group)
         names = ds.classes or [str(c) for c in range(max(counts) + 1)]

@@ -10,25 +10,24 @@ import streamlit as st
 
 from engine.data.noise import LEVEL_HELP
 from engine.lab import noise_lab
+from engine.lab.demos import DEMOS, demo_settings
 from engine.runs import is_denoising, is_plain
 from ui.charts.noise_lab import NOISE_LABELS, psnr_figure
 from ui.entry import ensure_app
 from ui.images import show_image
 from ui.resources import dataset_tensors, loaded_run
-from ui.runs import need_model, pick_run, usable_runs
+from ui.runs import need_model, pick_run, run_config, usable_runs
 from ui.sidebar import usable_dataset
 from ui.text import explain
 from ui.urlstate import query_value, set_query
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
-# (URL parameter, title, picker filter, the model a need_model button trains, its config, its training)
+# (URL parameter, title, picker filter, the demo a need_model button trains: engine.lab.demos, or PCA's settings)
 SLOTS = [
-    ("dn", "Denoising AE", dict(models=noise_lab.unconditional_models(), predicate=is_denoising),
-     "denoising_ae", {"latent_dim": 32}, {"seconds": 20}),
-    ("ae", "Autoencoder", dict(models=noise_lab.autoencoders(), predicate=is_plain), "conv_ae", {"latent_dim": 32},
-     {"seconds": 15}),
-    ("pca", "PCA", dict(models=noise_lab.baselines(), predicate=is_plain), "pca", {"latent_dim": 32}, {}),
+    ("dn", "Denoising AE", dict(models=noise_lab.unconditional_models(), predicate=is_denoising), "denoiser"),
+    ("ae", "Autoencoder", dict(models=noise_lab.autoencoders(), predicate=is_plain), "starter"),
+    ("pca", "PCA", dict(models=noise_lab.baselines(), predicate=is_plain), ("pca", {"latent_dim": 32}, {})),
 ]
 
 st.title(":material/blur_on: Noise lab")
@@ -36,16 +35,23 @@ explain("noise_lab")
 dataset = usable_dataset()
 
 models, cache_key = {}, []
-for column, (param, title, which, model, model_config, train) in zip(st.columns(3), SLOTS):
+for column, (param, title, which, demo) in zip(st.columns(3), SLOTS):
     with column:
         runs = usable_runs(dataset.name, **which)
         run = pick_run(runs, key=f"noise_{param}", label=title, param=param)
         if run is None:
             set_query(**{param: None})
-            need_model(f"No {title.lower()} for {dataset.name} yet.", model, model_config, train,
-                       key=f"noise_need_{param}",
-                       button=f"Train a {model}" + (f" (~{train['seconds']:g} s)" if train else " (instant)"))
+            model, model_config, train = demo_settings(demo) if isinstance(demo, str) else demo
+            if isinstance(demo, str):
+                what, button = DEMOS[demo].what, f"Train the {demo} ({train['steps']:,} steps)"
+            else:
+                what = f"a PCA with {model_config['latent_dim']} components, fitted at once"
+                button = "Fit a PCA (instant)"
+            need_model(f"No {title.lower()} for {dataset.name} yet: train {what}.", model, model_config, train,
+                       key=f"noise_need_{param}", button=button, name=title)
             continue
+        if param != "pca":
+            st.caption(f"Trained on {noise_lab.trained_on(run_config(run) or {})}.")
         loaded = loaded_run(run)
         if loaded is not None:
             models[title] = loaded.model

@@ -43,27 +43,54 @@ def sweep_rows() -> list[dict]:
     return lab.sweep_rows(job_manager().runs(), dataset.name)
 
 
+def cancel_sweep(run_ids: list[str]) -> None:
+    for run_id in run_ids:
+        try:
+            job_manager().cancel(run_id)
+        except Exception as e:  # finished or deleted meanwhile: nothing left to stop
+            st.toast(f"Run {run_id}: {e}")
+
+
 def sweep_panel() -> None:
     rows = sweep_rows()
     missing = lab.missing_sweep(rows)
     active = [r for r in rows if r["state"] in ACTIVE]
-    left, right = st.columns([1, 3], vertical_alignment="center")
+    sweeping = [r["run"] for r in active if r["sweep"]]
+    left, mid, right = st.columns([1.2, 1, 3], vertical_alignment="center")
     label = f"Run the sweep ({len(missing)} runs)" if missing else "Sweep running…" if active else "Sweep complete"
+    steps = sorted({lab.sweep_train(m, k)["steps"] for m in lab.SWEEP_TRAIN for k in lab.SWEEP_LATENT_DIMS})
     if left.button(label, key="pcae_sweep", type="primary", icon=":material/play_arrow:", disabled=not missing,
                    help=f"Trains a {' and a '.join(model_label(m) for m in lab.SWEEP_TRAIN)} at each latent size "
                         f"{', '.join(map(str, lab.SWEEP_LATENT_DIMS))} that has none, "
-                        f"~{max(t['seconds'] for t in lab.SWEEP_TRAIN.values()):g} s each, two at a time"):
+                        f"{' to '.join(f'{s:,}' for s in steps)} steps each, two at a time"):
         try:
             for model, k in missing:
-                job_manager().submit(model, dataset.name, {"latent_dim": k}, lab.SWEEP_TRAIN[model])
+                job_manager().submit(model, dataset.name, {"latent_dim": k}, lab.sweep_train(model, k),
+                                     name=lab.sweep_run_name(model, k))
         except Exception as e:
             st.error(f"Could not start the sweep: {e}")
         else:
             st.rerun(scope="app")  # redraw with the live panel
-    right.caption(f"{len(active)} run(s) training or queued; the chart fills in as they finish." if active else
-                  "Points are finished runs (the best test MSE at each size); the line is PCA, fitted on the "
-                  "train split.")
-    st.plotly_chart(error_figure(pca_errors(dataset.name), lab.curve_points(rows)), key="pcae_error_chart")
+    if sweeping:
+        mid.button(f"Cancel the sweep ({len(sweeping)} left)", key="pcae_cancel", icon=":material/stop:",
+                   on_click=cancel_sweep, args=(sweeping,),
+                   help="Stops the sweep's runs still queued or training; finished points stay on the chart")
+    if active:
+        done = sum(1 for r in rows if r["sweep"] and r["state"] == "done")
+        right.caption(f"{len(active)} run(s) training or queued, {done} finished; the chart fills in as they "
+                      "finish.")
+    else:
+        right.caption("Points are finished runs (the best test MSE at each size); the line is PCA, fitted on the "
+                      "train split.")
+    pca, points = pca_errors(dataset.name), lab.curve_points(rows)
+    st.plotly_chart(error_figure(pca, points), key="pcae_error_chart")
+    for model, k, ratio in lab.behind_pca(points, pca):
+        trained = max((r["step"] for r in rows if r["model"] == model and r["latent_dim"] == k and r["mse"]),
+                      default=0)
+        st.caption(f"At k = {k} the {model_label(model)} is at {ratio:.2f}× PCA's error after {trained:,} steps. "
+                   "PCA's error falls as k grows, so a non-linear AE needs ever more steps to beat it: it is "
+                   "undertrained, not worse in principle (the sweep gives its largest size more steps for that "
+                   "reason). Train one for more steps from the Train page to see it pull ahead.")
     if st.session_state.get("pcae_was_active") and not active:
         st.session_state["pcae_was_active"] = False
         st.rerun(scope="app")  # the sweep finished: stop polling, offer the new runs below

@@ -112,7 +112,13 @@ elif any(i not in ids for i in st.session_state["train_compare"]):
 
 
 def compare_panel() -> None:
-    chosen = st.multiselect("Runs to overlay", ids, key="train_compare", placeholder="Choose runs to compare")
+    names = {s["id"]: s.get("name") for s in summaries}
+
+    def label(run_id: str) -> str:  # a named run by its name, then its id
+        return f"{names[run_id]} ({run_id})" if names.get(run_id) else run_id
+
+    chosen = st.multiselect("Runs to overlay", ids, key="train_compare", placeholder="Choose runs to compare",
+                            format_func=label)
     set_query(compare=",".join(chosen) or None)
     by_time = st.toggle("Against seconds of training (instead of steps)", key="train_compare_time")
     if not chosen:
@@ -121,7 +127,7 @@ def compare_panel() -> None:
     records = {}
     for rid in chosen:
         try:
-            records[rid] = Run(jm.runs_dir / rid).metrics()
+            records[label(rid)] = Run(jm.runs_dir / rid).metrics()
         except ERRORS as e:
             st.warning(f"Run {rid} cannot be read: {e}")
     fig = compare_figure(records, "elapsed" if by_time else "step")

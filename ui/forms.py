@@ -9,6 +9,7 @@ import streamlit as st
 from engine.lab.train import EMPTY_MEANS, TRAIN_SETTINGS, model_settings, parse_values, train_settings
 from engine.models.settings import Setting
 from engine.runs import Run
+from engine.runs.config import MAX_NAME
 from ui.resources import job_manager
 from ui.sidebar import selected_dataset
 
@@ -17,27 +18,36 @@ def _list_text(value) -> str:
     return ", ".join(str(v) for v in value) if value else ""
 
 
+def _help(s: Setting) -> str:
+    """The tooltip: what the setting does, and the name the CLI and config.json use for it."""
+    return f"{s.help}  \n`{s.name}` in config.json and on the command line (`--set {s.name}=…`)"
+
+
 def setting_input(s: Setting, key: str):
-    """The widget for one setting (its kind picks it), keyed `key`; lists come back as text."""
+    """The widget for one setting (its kind picks it), labelled with its human name, keyed `key`.
+
+    Lists come back as text.
+    """
     empty = EMPTY_MEANS.get(s.name, "no limit")
+    label, help = s.label, _help(s)
     if s.kind == "ints":
-        return st.text_input(s.name, _list_text(s.default), key=key, help=s.help,
+        return st.text_input(label, _list_text(s.default), key=key, help=help,
                              placeholder=empty if s.optional else "none")
     if s.kind == "bool":
-        return st.checkbox(s.name, bool(s.default), key=key, help=s.help)
+        return st.checkbox(label, bool(s.default), key=key, help=help)
     if s.kind == "choice":
         options = list(s.choices)
-        return st.selectbox(s.name, options, index=options.index(s.default) if s.default in options else 0,
-                            key=key, help=s.help)
+        return st.selectbox(label, options, index=options.index(s.default) if s.default in options else 0,
+                            key=key, help=help)
     if s.kind == "str":
-        return st.text_input(s.name, s.default or "", key=key, help=s.help)
+        return st.text_input(label, s.default or "", key=key, help=help)
     if s.kind == "int":
-        return st.number_input(s.name, value=s.default, step=1, key=key, help=s.help,
+        return st.number_input(label, value=s.default, step=1, key=key, help=help,
                                placeholder=empty if s.optional else None)
     # float: %g shows 0.001 and 3e-05 as written, not rounded to 0.00
     step = 10 ** math.floor(math.log10(abs(s.default))) if s.default else 0.1
-    return st.number_input(s.name, value=None if s.default is None else float(s.default), step=float(step),
-                           format="%g", key=key, help=s.help, placeholder=empty if s.optional else None)
+    return st.number_input(label, value=None if s.default is None else float(s.default), step=float(step),
+                           format="%g", key=key, help=help, placeholder=empty if s.optional else None)
 
 
 def settings_inputs(settings: list[Setting], key: str, ncol: int = 3) -> dict:
@@ -50,7 +60,7 @@ def settings_inputs(settings: list[Setting], key: str, ncol: int = 3) -> dict:
 
 
 def new_run_form(model: str, key: str, form_key: str, train_names=TRAIN_SETTINGS, train_defaults: dict | None = None,
-                 budget_note: str = "training stops at whichever budget, epochs or seconds, runs out first",
+                 budget_note: str = "training stops at whichever budget, epochs, steps or seconds, runs out first",
                  ncol: int = 4) -> Run | None:
     """The form that starts a run of `model`: one input per setting of its config and per training setting.
 
@@ -62,6 +72,9 @@ def new_run_form(model: str, key: str, form_key: str, train_names=TRAIN_SETTINGS
     dataset = selected_dataset()
     model_fields, train_fields = model_settings(model), train_settings(model, train_names, train_defaults)
     with st.form(form_key):
+        name = st.text_input("Run name (optional)", key=f"{key}_name", max_chars=MAX_NAME,
+                             placeholder="e.g. wide conv AE, β = 4",
+                             help="shown beside the run's id in every picker and in the gallery")
         st.markdown("**Model settings** (hover **?** for what each one does)")
         model_values = settings_inputs(model_fields, key=key, ncol=ncol)
         st.markdown(f"**Training settings** · {budget_note}")
@@ -72,7 +85,7 @@ def new_run_form(model: str, key: str, form_key: str, train_names=TRAIN_SETTINGS
         return None
     try:
         return job_manager().submit(model, dataset.name, parse_values(model_fields, model_values),
-                                    parse_values(train_fields, train_values))
+                                    parse_values(train_fields, train_values), name=name)
     except Exception as e:
         st.error(f"Could not start training: {e}")
         return None

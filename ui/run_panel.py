@@ -10,6 +10,7 @@ import streamlit as st
 from engine.lab.gan_studio import is_gan_config
 from engine.lab.home import gallery_row
 from engine.runs import ACTIVE, RESUMABLE, Run, RunError, RunStatus
+from engine.runs.queue import QueuePlace
 from ui.charts.losses import loss_figure
 from ui.images import read_image
 from ui.resources import job_manager
@@ -22,6 +23,7 @@ ERRORS = (RunError, ValueError, OSError)
 
 GALLERY_COLUMNS = {
     "id": st.column_config.TextColumn("id", width="medium"),
+    "name": st.column_config.TextColumn("name", help="the name given when the run was started"),
     "latent": st.column_config.NumberColumn("latent", format="%d", help="latent_dim: the size of z"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
     "test MSE": st.column_config.NumberColumn("test MSE", format="%.4f",
@@ -29,7 +31,9 @@ GALLERY_COLUMNS = {
                                                    "(lower is better)"),
     "PSNR (dB)": st.column_config.NumberColumn("PSNR (dB)", format="%.1f"),
     "kNN acc": st.column_config.NumberColumn("kNN acc", format="percent",
-                                             help="5-nearest-neighbour accuracy of the codes z (feature quality)"),
+                                             help="a 5-nearest-neighbour classifier fitted on the train split's "
+                                                  "codes z, scored on the test split's: how well the codes tag "
+                                                  "new images (feature quality)"),
 }
 
 
@@ -101,13 +105,15 @@ def run_panel(run_id: str, drawn_state: str) -> None:
 def draw_run(run: Run, config: dict, status: RunStatus) -> None:
     state = status.state
     latent_dim = config["model_config"].get("latent_dim")
-    st.markdown(f"#### {run.id}")
+    name = config.get("name") if isinstance(config.get("name"), str) else None
+    st.markdown(f"#### {name} · `{run.id}`" if name else f"#### {run.id}")
     imported = config.get("imported") if isinstance(config.get("imported"), dict) else {}
     st.caption(f"{config['model']} · latent_dim {latent_dim} · {config['dataset']} · "
                f"{status.device or 'device not chosen yet'}"
                + (f" · imported from run {imported.get('from')}" if imported else ""))
     st.markdown(f"{state_icon(state)} **State:** {state} · step {status.step:,} · epoch {status.epoch}")
-    st.progress(status.progress)
+    place = job_manager().queue().get(run.id) if state == "queued" else None  # reads every run: only when queued
+    st.progress(status.progress, text=progress_line(status, config, place))
     error = (status.error or "").strip()
     if error and state in ("failed", "interrupted", "cancelled"):
         (st.error if state == "failed" else st.warning)(error.splitlines()[0])
@@ -154,6 +160,9 @@ def draw_run(run: Run, config: dict, status: RunStatus) -> None:
         cols[2].metric("inception-style score", fmt(final.get("inception_score"), ".2f"),
                        help="exp E KL(p(y|x) ‖ p(y)) under the judge: confident and varied samples score high")
         cols[3].metric("classes covered", fmt(final.get("classes_covered"), ".0f"))
+        verdict = gan_verdict(final)
+        if verdict:
+            st.markdown(verdict)
     elif final:
         cols = st.columns(4)
         cols[0].metric("test MSE", fmt(final.get("mse"), ".4f"))
@@ -161,9 +170,72 @@ def draw_run(run: Run, config: dict, status: RunStatus) -> None:
         cols[2].metric(f"PCA MSE (k={latent_dim})", fmt(final.get("pca_mse"), ".4f"),
                        help="PCA with as many components as the latent has: the linear baseline")
         cols[3].metric("kNN accuracy", fmt(final.get("knn_accuracy"), ".1%"),
-                       help="5-nearest-neighbour label accuracy of the codes z")
+                       help="a 5-nearest-neighbour classifier fitted on the train split's codes z, scored on the "
+                            "test split's: how well the codes tag new images")
+        verdict = reconstruction_verdict(final, latent_dim)
+        if verdict:
+            st.markdown(verdict)
     elif gan and state == "done":
         st.caption("No judge scores: the judge classifier was off for this run or unavailable.")
+
+
+def seconds_text(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min"
+
+
+def ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def progress_line(status: RunStatus, config: dict, place: QueuePlace | None) -> str:
+    """What the run is doing now and for about how long, in one line under its progress bar."""
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    if status.state == "queued":
+        if place is None:
+            return "Queued: waiting for a free training slot."
+        where = "next in line" if place.position == 1 else f"{ordinal(place.position)} in line"
+        when = (f", starts in about {seconds_text(place.wait_s)}" if place.wait_s is not None
+                else ", starts when a running job finishes")
+        then = f" and then takes about {seconds_text(place.duration_s)}" if place.duration_s else ""
+        return f"Queued: {where}{when}{then}."
+    if status.state != "running":
+        return f"{status.state.capitalize()} at step {status.step:,}."
+    if status.phase and status.phase != "training":
+        return f"Preparing: {status.phase}."
+    if not status.phase and status.step == 0:
+        return "Starting: launching the training process."
+    steps = train.get("steps")
+    done = f"step {status.step:,} of {steps:,}" if isinstance(steps, int) else f"step {status.step:,}"
+    left = status.seconds_left()
+    return f"Training: {done}, " + (f"about {seconds_text(left)} left." if left is not None else
+                                    "measuring its pace…")
+
+
+def reconstruction_verdict(final: dict, latent_dim) -> str | None:
+    """How good a finished autoencoder is, said plainly: its test error against PCA's with as many numbers."""
+    ratio = final.get("mse_vs_pca")
+    if not isinstance(ratio, (int, float)):
+        return None
+    head = f"**{ratio:.2f}× PCA's test error** with the same {latent_dim} numbers per image: "
+    if ratio <= 0.7:
+        return head + "the autoencoder clearly beats the best linear code."
+    if ratio < 1:
+        return head + "a little better than the best linear code; training longer would widen the gap."
+    return head + ("not better than PCA yet: it needs more steps (a time budget on a busy machine gives few). "
+                   "Train one with a larger step budget, or see the PCA vs autoencoder page.")
+
+
+def gan_verdict(final: dict) -> str | None:
+    """How far a finished GAN got: its Fréchet distance as a share of the same generator's before training."""
+    ratio = final.get("fid_ratio")
+    if not isinstance(ratio, (int, float)):
+        return None
+    head = f"**Fréchet distance {ratio:.0%} of the untrained generator's**: "
+    if ratio <= 0.3:
+        return head + "its samples are far closer to real images than where it started."
+    if ratio <= 0.7:
+        return head + "it has learned something; more training would sharpen the samples."
+    return head + "it has hardly learned yet: train one with a larger step budget."
 
 
 def run_buttons(run_id: str, state: str, resumable: bool) -> None:

@@ -1,12 +1,14 @@
-"""Choosing a run for a page (the link's, else the newest that fits), and offering to train one when none does."""
+"""Choosing a run for a page (the link's, else the one that serves it best); offering to train one when none fits."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from engine.lab.choice import best_run
 from engine.models import is_model
 from engine.runs import FINISHED, Run, RunError
 from ui.resources import job_manager
+from ui.run_panel import progress_line
 from ui.sidebar import selected_dataset
 from ui.urlstate import set_query
 
@@ -45,18 +47,27 @@ def usable_runs(dataset: str | None = None, models=None, predicate=None, **wante
     return out
 
 
+def run_name(run: Run) -> str:
+    """The run's own name when it was given one ("my first VAE (20261201-…)"), else its id."""
+    name = (run_config(run) or {}).get("name")
+    return f"{name} ({run.id})" if isinstance(name, str) and name.strip() else run.id
+
+
 def run_label(run: Run) -> str:
     config = run_config(run) or {}
     mcfg = config.get("model_config", {})
     state = run.summary().get("state", "?")
     extra = f", classes {config['train']['classes']}" if config.get("train", {}).get("classes") else ""
-    return (f"{run.id} · {config.get('model', '?')} · latent {mcfg.get('latent_dim', '?')}{extra}"
+    return (f"{run_name(run)} · {config.get('model', '?')} · latent {mcfg.get('latent_dim', '?')}{extra}"
             + ("" if state == "done" else f" · {state}"))
 
 
 def pick_run(runs: list[Run], key: str, label: str = "Model run", param: str = "run",
-             help: str | None = None, container=st) -> Run | None:
-    """A run picker whose choice lives in the URL (`?{param}=ID`): the link's run, else the newest.
+             help: str | None = None, container=st, quality: str = "reconstruction", prefer=None,
+             prefer_why: str = "") -> Run | None:
+    """A run picker whose choice lives in the URL (`?{param}=ID`): the link's run, else the one that best
+    serves the page (engine.lab.choice.best_run with `quality`, `prefer` and `prefer_why`), with a line
+    saying why it was chosen.
 
     Returns None (and draws nothing) when `runs` is empty: the page shows its own message then.
     """
@@ -66,21 +77,29 @@ def pick_run(runs: list[Run], key: str, label: str = "Model run", param: str = "
     ids = list(by_id)
     if st.session_state.get(key) not in ids:
         linked = st.query_params.get(param)
-        st.session_state[key] = linked if linked in by_id else ids[0]
+        if linked in by_id:
+            st.session_state[key], st.session_state[f"{key}_why"] = linked, None
+        else:
+            choice = best_run([r.summary() for r in runs], {r.id: run_config(r) or {} for r in runs},
+                              quality=quality, prefer=prefer, prefer_why=prefer_why)
+            st.session_state[key], st.session_state[f"{key}_why"] = choice.run_id, (choice.run_id, choice.reason)
     chosen = container.selectbox(label, ids, key=key, format_func=lambda i: run_label(by_id[i]), help=help)
+    why = st.session_state.get(f"{key}_why")
+    if why and why[0] == chosen and len(ids) > 1:
+        container.caption(f"Opened on {run_name(by_id[chosen])}: {why[1]}. Pick another run above.")
     set_query(**{param: chosen})
     return by_id[chosen]
 
 
 def need_model(message: str, model: str, model_config: dict | None = None, train: dict | None = None,
-               key: str = "need_model", button: str | None = None) -> None:
-    """Say that no suitable model is trained yet, with a button that trains one in the background."""
+               key: str = "need_model", button: str | None = None, name: str | None = None) -> None:
+    """Say that no suitable model is trained yet, with a button that trains one (named `name`) in the background."""
     dataset = selected_dataset()
     st.info(message, icon=":material/model_training:")
     label = button or f"Train a {model} now"
     if st.button(label, key=key, type="primary", icon=":material/rocket_launch:", disabled=not dataset.available):
         try:
-            run = job_manager().submit(model, dataset.name, model_config or {}, train or {})
+            run = job_manager().submit(model, dataset.name, model_config or {}, train or {}, name=name)
         except Exception as e:
             st.error(f"Could not start training: {e}")
         else:
@@ -100,7 +119,8 @@ def _training_progress(run_id: str) -> None:
         st.error(f"Run {run_id}: {e}")
         return
     state = status.state
-    st.progress(status.progress, text=f"{run_id}: {state}, {status.progress:.0%}")
+    place = job_manager().queue().get(run_id) if state == "queued" else None
+    st.progress(status.progress, text=f"{run_id} · {progress_line(status, run.config, place)}")
     if state in FINISHED:
         if state != "done":
             st.error(f"Run {run_id} {state}: {(status.error or 'no reason given').splitlines()[0]}")

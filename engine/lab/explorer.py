@@ -13,10 +13,18 @@ import numpy as np
 import torch
 
 from engine.eval.codes import decode, interpolate, labels_for
+from engine.models import is_model
 from engine.models.pca import principal_components
 from engine.runs.loaded import LoadedRun
 
 MAX_SLIDERS = 8  # the explorer's sliders: every latent axis up to this latent_dim, else this many directions
+
+
+def fills_every_panel(config: dict) -> float:
+    """How much of the explorer a run's model fills (its preference when the page opens): 2 for a model with a
+    prior and a 2-number code (samples from N(0, I) and the manifold grid), 1 for either, 0 for neither."""
+    latent = (config.get("model_config") or {}).get("latent_dim")
+    return float(is_model(config.get("model"), prior=True)) + float(latent == 2)
 
 
 @dataclass

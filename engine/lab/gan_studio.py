@@ -16,6 +16,8 @@ Everything runs on the CPU in this process (the app's), never touches Streamlit.
 
 from __future__ import annotations
 
+import math
+
 import contextlib
 from dataclasses import dataclass, field, replace
 
@@ -106,12 +108,30 @@ def class_histogram(judge_line: dict | None) -> list[float] | None:
     return None
 
 
-def collapse_warning(judge_line: dict | None, num_classes: int | None = None) -> str | None:
+LEARNED_FID_SHARE = 0.5  # a generator has learned once its FID is at most half its untrained FID
+
+
+def fid_share(records: list[dict], judge_line: dict | None) -> float | None:
+    """The line's FID as a share of the untrained generator's (the step-0 judge line); None without both."""
+    untrained = [r for r in judge_records(records) if int(r["step"]) == 0]
+    first = untrained[-1] if untrained else None  # the last written, as judge_at takes
+    fid, fid0 = ((judge_line or {}).get("judge/fid"), (first or {}).get("judge/fid"))
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (fid, fid0)) or fid0 <= 0:
+        return None
+    return fid / fid0
+
+
+def collapse_warning(judge_line: dict | None, num_classes: int | None = None, share: float | None = None) -> str | None:
     """A sentence when the judge's histogram shows mode collapse, else None.
 
     Collapse: the judge names collapsed classes (judge/mode_collapse non-empty: classes the
-    samples hardly ever show) or fewer than K − 1 classes are covered at all.
+    samples hardly ever show) or fewer than K − 1 classes are covered at all — once the generator
+    has learned (`share`, its FID as a share of the untrained one's, at most LEARNED_FID_SHARE).
+    Before that its samples are noise or blurs that the judge files under a few classes: that is
+    not collapse, and saying so would teach the wrong lesson.
     """
+    if share is not None and share > LEARNED_FID_SHARE:
+        return None
     if not judge_line:
         return None
     hist = class_histogram(judge_line)

@@ -20,9 +20,8 @@ from engine.eval.codes import as_batch
 from engine.eval.metrics import reconstruct_all
 from engine.models import models as registered
 
-NOISE_KINDS = noise_lib.KINDS[1:]  # every corruption ("none" is the clean image)
-# The strongest level each slider and the PSNR chart reach: past these the digit is mostly gone.
-LEVEL_MAX = {"gaussian": 1.0, "salt_pepper": 0.5, "masking": 0.9, "block": 0.6}
+NOISE_KINDS = noise_lib.CORRUPTIONS  # every single corruption (a denoiser may have trained on a mix of them)
+LEVEL_MAX = noise_lib.MAX_LEVEL  # the strongest level each slider and the PSNR chart reach
 DEFAULT_LEVEL = {"gaussian": 0.4, "salt_pepper": 0.2, "masking": 0.5, "block": 0.35}
 NOISY = "noisy input"  # the row of psnr_table that scores x̃ itself
 CHART_LEVELS = 8
@@ -114,6 +113,20 @@ def psnr_chart(models: Mapping[str, Callable], dataset: Dataset, kind: str, n_im
     levels = noise_levels(kind, n_levels)
     return levels, psnr_table(models, x, kind, levels)
 
+
+
+def trained_on(config: dict) -> str:
+    """What noise a run's model saw while training, in words ("Gaussian noise at σ = 0.4 only")."""
+    mc = config.get("model_config") if isinstance(config.get("model_config"), dict) else {}
+    kind, level = mc.get("noise", "none"), mc.get("noise_level", 0.0)
+    if kind in (None, "none") or not level:
+        return "clean images only"
+    if kind == "mixed":
+        share = "" if level >= 1 else f", up to {level:.0%} of"
+        return (f"mixed noise: each image one of the four corruptions at a random level{share or ' across'} "
+                f"{'its' if share else 'its whole'} range")
+    symbol = {"gaussian": "σ", "salt_pepper": "p", "masking": "p", "block": "side"}.get(kind, "level")
+    return f"{noise_lib.LABELS.get(kind, kind)} noise at {symbol} = {level:g} only"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from engine.models import get_model_class, models
 from engine.models.settings import Setting, describe
 from engine.runs import DEFAULT_EPOCHS, TrainConfig
 
-TRAIN_SETTINGS = ("epochs", "seconds", "batch_size", "lr", "weight_decay", "seed", "classes")  # shown in the form
+TRAIN_SETTINGS = ("epochs", "steps", "seconds", "batch_size", "lr", "schedule", "weight_decay", "seed",
+                  "classes")  # shown in the form
 EMPTY_MEANS = {"lr_d": "same as lr", "classes": "all"}  # what an empty optional setting means (else: no limit)
 
 
@@ -38,7 +39,7 @@ def train_settings(model: str, names=TRAIN_SETTINGS, defaults: dict | None = Non
     """
     chosen = {**get_model_class(model).train_defaults, **(defaults or {})}
     values = {s.name: s.default for s in describe(TrainConfig)} | chosen
-    if values["epochs"] is None and values["seconds"] is None:
+    if values["epochs"] is None and values["seconds"] is None and values["steps"] is None:
         values["epochs"] = DEFAULT_EPOCHS
     return _with_defaults([s for s in describe(TrainConfig) if s.name in names], values)
 

@@ -114,7 +114,8 @@ def describe_models() -> list[dict]:
         caps = sorted(k for k, v in vars(cls.capabilities).items() if v)
         settings = {}
         for s in describe(cls.config_cls):
-            entry = {"default": list(s.default) if isinstance(s.default, tuple) else s.default, "help": s.help}
+            entry = {"label": s.label, "default": list(s.default) if isinstance(s.default, tuple) else s.default,
+                     "help": s.help}
             settings[s.name] = {**entry, "choices": list(s.choices)} if s.choices else entry
         out.append({"name": name, "label": label(name), "trainer": cls.trainer, "capabilities": caps,
                     "description": cls.description, "formula": list(formulas(name)), "settings": settings,

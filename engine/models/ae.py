@@ -22,10 +22,10 @@ from engine.models.settings import setting
 @dataclass
 class DenseAEConfig(AEConfig):
     hidden: tuple[int, ...] = setting((256,), "hidden layer widths between the 784 pixels and the code (the "
-                                              "decoder mirrors them)")
-    activation: Activation = setting("relu", "non-linearity of the hidden layers")
+                                              "decoder mirrors them)", label="Hidden layers")
+    activation: Activation = setting("relu", "non-linearity of the hidden layers", label="Activation")
     latent_activation: Activation = setting("none", "non-linearity on the code itself (the lecture's 784→64 "
-                                                    "example uses relu)")
+                                                    "example uses relu)", label="Code activation")
 
     def validate(self) -> None:
         super().validate()
@@ -108,8 +108,9 @@ class LinearAE(ReconstructionModel):
 @dataclass
 class DenoisingAEConfig(DenseAEConfig):
     noise: NoiseKind = setting("gaussian", "corruption of the input while training: gaussian, salt_pepper, "
-                                           "masking, block")
-    noise_level: float = setting(0.4, "its strength: σ (gaussian), p (salt_pepper, masking), side fraction (block)")
+                                           "masking, block", label="Input noise")
+    noise_level: float = setting(0.4, "its strength: σ (gaussian), p (salt_pepper, masking), side fraction "
+                                      "(block)", label="Noise level")
 
 
 class DenoisingAE(DenseAE):
@@ -127,11 +128,11 @@ class DenoisingAE(DenseAE):
 
 @dataclass
 class SparseAEConfig(DenseAEConfig):
-    latent_dim: int = setting(64, "size of the code z (sparse codes are often over-complete)")
+    latent_dim: int = setting(64, "size of the code z (sparse codes are often over-complete)", label="Latent size")
     sparsity: Literal["kl", "l1"] = setting("kl", "penalty: kl (β·Σⱼ KL(ρ‖ρ̂ⱼ) on sigmoid codes) or l1 (β·Σⱼ|zⱼ| on "
-                                                  "ReLU codes)")
-    rho: float = setting(0.05, "target mean activation ρ of each code unit (kl only)")
-    beta: float = setting(3e-3, "weight β of the sparsity penalty")
+                                                  "ReLU codes)", label="Sparsity penalty")
+    rho: float = setting(0.05, "target mean activation ρ of each code unit (kl only)", label="Target activation ρ")
+    beta: float = setting(3e-3, "weight β of the sparsity penalty", label="Penalty weight β")
 
     def validate(self) -> None:
         super().validate()
@@ -178,9 +179,9 @@ class SparseAE(DenseAE):
 @dataclass
 class ContractiveAEConfig(AEConfig):
     hidden: tuple[int, ...] = setting((256,), "hidden layer widths of the decoder (the encoder is one sigmoid "
-                                              "layer)")
-    activation: Activation = setting("relu", "non-linearity of the decoder's hidden layers")
-    lam: float = setting(1e-4, "weight λ of the contraction penalty λ‖∂h/∂x‖²_F")
+                                              "layer)", label="Hidden layers")
+    activation: Activation = setting("relu", "non-linearity of the decoder's hidden layers", label="Activation")
+    lam: float = setting(1e-4, "weight λ of the contraction penalty λ‖∂h/∂x‖²_F", label="Contraction weight λ")
 
 
 class ContractiveAE(ReconstructionModel):

@@ -118,16 +118,17 @@ def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
 class ModelConfig:
     """Fields every model shares. Subclasses add their own, each a `setting` with its help."""
 
-    latent_dim: int = setting(32, "size of the code z (the bottleneck)")
+    latent_dim: int = setting(32, "size of the code z (the bottleneck)", label="Latent size")
 
 
 @dataclass
 class AEConfig(ModelConfig):
     loss: Literal["mse", "bce"] = setting("mse", "reconstruction loss: mse (mean squared error) or bce "
-                                                 "(binary cross-entropy)")
+                                                 "(binary cross-entropy)", label="Reconstruction loss")
     noise: NoiseKind = setting("none", "corruption of the input while training (denoising): none, gaussian, "
-                                       "salt_pepper, masking, block")
-    noise_level: float = setting(0.0, "its strength: σ (gaussian), p (salt_pepper, masking), side fraction (block)")
+                                       "salt_pepper, masking, block", label="Input noise")
+    noise_level: float = setting(0.0, "its strength: σ (gaussian), p (salt_pepper, masking), side fraction "
+                                      "(block)", label="Noise level")
 
     def validate(self) -> None:
         """Raise a ValueError that says what to change; subclasses extend it."""

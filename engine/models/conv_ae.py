@@ -16,8 +16,9 @@ from engine.models.settings import setting
 
 @dataclass
 class ConvAEConfig(AEConfig):
-    channels: tuple[int, ...] = setting((16, 32), "conv widths; each stride-2 layer halves the image (28 → 14 → 7)")
-    negative_slope: float = setting(0.2, "slope of LeakyReLU for negative inputs")
+    channels: tuple[int, ...] = setting((16, 32), "conv widths; each stride-2 layer halves the image (28 → 14 → "
+                                                  "7)", label="Conv channels")
+    negative_slope: float = setting(0.2, "slope of LeakyReLU for negative inputs", label="LeakyReLU slope")
 
     def validate(self) -> None:
         super().validate()

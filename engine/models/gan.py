@@ -46,12 +46,14 @@ from engine.models.settings import setting
 
 @dataclass
 class GANConfig(ModelConfig):
-    latent_dim: int = setting(100, "size of the noise vector z ~ N(0, I) that the generator turns into an image")
-    hidden: tuple[int, ...] = setting((128,), "hidden layer sizes of the generator (the discriminator mirrors them)")
+    latent_dim: int = setting(100, "size of the noise vector z ~ N(0, I) that the generator turns into an "
+                                   "image", label="Noise size")
+    hidden: tuple[int, ...] = setting((128,), "hidden layer sizes of the generator (the discriminator mirrors "
+                                              "them)", label="Hidden layers")
     g_loss: GLoss = setting("non_saturating", "generator loss: non_saturating (−log D(G(z))) or minimax (log(1 − "
-                            "D(G(z))))")
+                            "D(G(z))))", label="Generator loss")
     real_label: float = setting(1.0, "D's target for real images; 0.9 is one-sided label smoothing (a less "
-                                     "overconfident D)")
+                                     "overconfident D)", label="Real label")
 
     def validate(self) -> None:
         if not 0.5 < self.real_label <= 1.0:
@@ -64,12 +66,14 @@ class GANConfig(ModelConfig):
 
 @dataclass
 class DCGANConfig(GANConfig):
-    latent_dim: int = setting(64, "size of the noise vector z ~ N(0, I) that the generator turns into an image")
-    width: int = setting(32, "channels of the narrower convolution layer (the other has twice as many); 32 suits a CPU")
+    latent_dim: int = setting(64, "size of the noise vector z ~ N(0, I) that the generator turns into an "
+                                  "image", label="Noise size")
+    width: int = setting(32, "channels of the narrower convolution layer (the other has twice as many); 32 suits a "
+                             "CPU", label="Conv width")
     hidden: tuple[int, ...] = setting((), "unused by the convolutional "
-                                          "models")
+                                          "models", label="Hidden layers")
     minibatch_std: bool = setting(False, "D also sees its features' spread across the batch (a collapsed G's batch is "
-                                         "uniform)")
+                                         "uniform)", label="Minibatch spread")
 
     def validate(self) -> None:
         super().validate()
@@ -80,12 +84,13 @@ class DCGANConfig(GANConfig):
 @dataclass
 class WGANGPConfig(DCGANConfig):
     g_loss: Literal["wasserstein"] = setting("wasserstein", "the generator minimises −f(G(z)) (fixed for a Wasserstein "
-                                             "GAN)")
+                                             "GAN)", label="Generator loss")
     constraint: Literal["gp", "clip"] = setting("gp", "how the critic is kept 1-Lipschitz: gp (gradient penalty) or "
-                                                "clip (weight clipping)")
-    gp_weight: float = setting(10.0, "λ of the gradient penalty λ·(‖∇f(x̃)‖ − 1)²")
-    clip: float = setting(0.01, "weight clipping bound c (constraint = clip): every critic weight stays in [−c, c]")
-    n_critic: int = setting(5, "critic updates per generator update")
+                                                "clip (weight clipping)", label="Lipschitz constraint")
+    gp_weight: float = setting(10.0, "λ of the gradient penalty λ·(‖∇f(x̃)‖ − 1)²", label="Penalty weight λ")
+    clip: float = setting(0.01, "weight clipping bound c (constraint = clip): every critic weight stays in [−c, "
+                                "c]", label="Clip bound c")
+    n_critic: int = setting(5, "critic updates per generator update", label="Critic steps per G step")
 
     def validate(self) -> None:
         super().validate()
@@ -97,7 +102,7 @@ class WGANGPConfig(DCGANConfig):
 
 @dataclass
 class CGANConfig(DCGANConfig):
-    num_classes: int = setting(10, "classes the generator and the discriminator are conditioned on")
+    num_classes: int = setting(10, "classes the generator and the discriminator are conditioned on", label="Classes")
 
 
 # ---------------------------------------------------------------------------------------------

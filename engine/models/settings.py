@@ -6,7 +6,7 @@ A field is declared with `setting(default, help)`; its type annotation says what
     loss: Literal["mse", "bce"] = setting("mse", "reconstruction loss: mean squared error or cross-entropy")
 
 `describe(config_cls)` reads those declarations back (name, kind, default, help, choices,
-optional) for the CLI's `models` listing and the UI's forms; `config_from_dict` builds a config
+optional, label) for the CLI's `models` listing and the UI's forms; `config_from_dict` builds a config
 from JSON or command-line text with checked names, types and choices, then runs the config's own
 `validate()` for what a type cannot say (ranges, relations between fields).
 """
@@ -22,7 +22,11 @@ from dataclasses import dataclass
 
 
 def setting(default, help: str, **metadata) -> dataclasses.Field:
-    """A config field with its one-line help (shown by the CLI and as the UI's tooltip)."""
+    """A config field with its one-line help (shown by the CLI and as the UI's tooltip).
+
+    `label="Latent size"` names it in forms and charts; the field name stays what the CLI,
+    config.json and the URL use.
+    """
     if isinstance(default, (list, dict, set)):
         raise TypeError("a setting's default must be immutable (use a tuple)")
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
@@ -38,6 +42,7 @@ class Setting:
     help: str
     choices: tuple = ()  # the allowed values of a "choice"
     optional: bool = False  # None (empty) is allowed: e.g. no epoch limit, every class
+    label: str = ""  # the human name a form shows ("Latent size"); the field name when not declared
 
 
 def _unwrap(tp) -> tuple[object, bool]:
@@ -66,8 +71,9 @@ def describe(config_cls) -> tuple[Setting, ...]:
         tp, optional = _unwrap(hints[f.name])
         kind = _kind(tp)
         default = f.default if f.default is not dataclasses.MISSING else None
-        out.append(Setting(f.name, kind, default,
-                           f.metadata.get("help", ""), typing.get_args(tp) if kind == "choice" else (), optional))
+        out.append(Setting(f.name, kind, default, f.metadata.get("help", ""),
+                           typing.get_args(tp) if kind == "choice" else (), optional,
+                           f.metadata.get("label") or f.name.replace("_", " ").capitalize()))
     return tuple(out)
 
 

@@ -89,10 +89,11 @@ class VAEMixin:
 class VariationalFields:
     """The settings every VAE adds to its autoencoder's config (mixed in before it)."""
 
-    latent_dim: int = setting(16, "size of the code z")
+    latent_dim: int = setting(16, "size of the code z", label="Latent size")
     loss: Literal["bce", "mse"] = setting("bce", "reconstruction term −log p(x|z): 'bce' (Bernoulli) or 'mse' "
-                                          "(Gaussian)")
-    beta: float = setting(1.0, "weight β of the KL term; β > 1 trades reconstruction for a smoother latent space")
+                                          "(Gaussian)", label="Reconstruction loss")
+    beta: float = setting(1.0, "weight β of the KL term; β > 1 trades reconstruction for a smoother latent "
+                               "space", label="KL weight β")
 
     def validate(self) -> None:
         super().validate()
@@ -102,7 +103,7 @@ class VariationalFields:
 
 @dataclass
 class VAEConfig(VariationalFields, DenseAEConfig):
-    hidden: tuple[int, ...] = setting((512,), "hidden layer widths (the decoder mirrors them)")
+    hidden: tuple[int, ...] = setting((512,), "hidden layer widths (the decoder mirrors them)", label="Hidden layers")
 
 
 class VAE(VAEMixin, ReconstructionModel):

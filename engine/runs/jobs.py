@@ -23,6 +23,7 @@ from pathlib import Path
 
 from engine.runs.config import make_run_config
 from engine.runs.files import RunError
+from engine.runs.queue import QueuePlace, queue_places
 from engine.runs.status import ACTIVE, FINISHED, RESUMABLE
 from engine.runs.store import Run, default_runs_dir, find_run, list_runs, process_alive, process_start_time
 
@@ -56,9 +57,9 @@ class JobManager:
     # -- public API ----------------------------------------------------------------------------
 
     def submit(self, model: str, dataset: str = "mnist-5k", model_config: dict | None = None,
-               train: dict | None = None, run_id: str | None = None) -> Run:
-        """Create a queued run (settings are checked now) and start it when a slot is free."""
-        run = Run.create(self.runs_dir, make_run_config(model, dataset, model_config, train), run_id=run_id)
+               train: dict | None = None, run_id: str | None = None, name: str | None = None) -> Run:
+        """Create a queued run (settings are checked now) and start it when a slot is free; `name` is its name."""
+        run = Run.create(self.runs_dir, make_run_config(model, dataset, model_config, train, name=name), run_id=run_id)
         self.poll()
         return run
 
@@ -114,6 +115,10 @@ class JobManager:
             if deadline is not None and time.monotonic() > deadline:
                 return state
             time.sleep(poll)
+
+    def queue(self) -> dict[str, QueuePlace]:
+        """Every queued run's place in line and about how long until it starts (engine.runs.queue)."""
+        return queue_places(list_runs(self.runs_dir), self.max_concurrent)
 
     def active(self) -> list[str]:
         """Ids of runs whose workers are alive (including ones an earlier server started)."""

@@ -70,6 +70,7 @@ class RunStatus:
     resume: bool = False  # queued to continue from its last checkpoint
     threads: int | None = None  # CPU threads the job manager gave it
     n_train: int | None = None  # training images
+    elapsed: float | None = None  # seconds of training so far (the budget's clock; earlier sessions included)
     started_at: float | None = None
     finished_at: float | None = None
     updated_at: float | None = None
@@ -93,7 +94,8 @@ class RunStatus:
             progress=min(max(finite(obj.get("progress")) or 0.0, 0.0), 1.0), error=error,
             pid=_int(obj.get("pid")), pid_start=_text(obj.get("pid_start")), device=_text(obj.get("device")),
             phase=_text(obj.get("phase")), resume=obj.get("resume") is True, threads=_int(obj.get("threads")),
-            n_train=_int(obj.get("n_train")), started_at=finite(obj.get("started_at")),
+            n_train=_int(obj.get("n_train")), elapsed=finite(obj.get("elapsed")),
+            started_at=finite(obj.get("started_at")),
             finished_at=finite(obj.get("finished_at")), updated_at=finite(obj.get("updated_at")),
             final_metrics=_scores(obj.get("final_metrics")), last_metrics=_scores(obj.get("last_metrics")),
             control=_scores(obj.get("control")), judge_error=_text(obj.get("judge_error")), raw=dict(obj))
@@ -101,6 +103,16 @@ class RunStatus:
     @classmethod
     def unreadable(cls, reason: str) -> RunStatus:
         return cls("failed", error=reason)
+
+    def seconds_left(self) -> float | None:
+        """Training seconds still to go at the pace so far, elapsed × (1 − p) / p; None before 2 % is done.
+
+        Exact for a time budget (p = elapsed / seconds); for a step or epoch budget it assumes the pace
+        stays what it was, which is what a busy machine's pace does on average.
+        """
+        if self.state != "running" or not self.elapsed or self.progress < 0.02:
+            return None
+        return self.elapsed * (1 - self.progress) / self.progress
 
     @property
     def metrics(self) -> dict:

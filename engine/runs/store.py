@@ -264,7 +264,8 @@ class Run:
         except (RunError, OSError) as e:
             return {"id": self.id, "path": str(self.path), "state": "failed", "error": str(e)}
         return {
-            "id": self.id, "path": str(self.path), "model": config["model"], "dataset": config["dataset"],
+            "id": self.id, "name": config.get("name") if isinstance(config.get("name"), str) else None,
+            "path": str(self.path), "model": config["model"], "dataset": config["dataset"],
             "latent_dim": latent_dim, "created_at": config.get("created_at"),
             "state": status.state, "step": status.step, "epoch": status.epoch, "progress": status.progress,
             "error": status.error, "metrics": status.metrics,

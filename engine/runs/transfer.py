@@ -42,7 +42,7 @@ import engine
 from engine.models import build_model, make_config
 from engine.models.settings import config_from_dict
 from engine.runs.checkpoints import FORMAT_VERSION, load_model_from_checkpoint, read_checkpoint, step_of
-from engine.runs.config import TrainConfig
+from engine.runs.config import TrainConfig, run_name
 from engine.runs.files import RunError, atomic_write_json
 from engine.runs.status import STATES
 from engine.runs.store import RUN_ID, Run
@@ -262,6 +262,7 @@ def _check_config(files: dict[str, bytes]) -> dict:
     try:
         make_config(config["model"], config["model_config"])  # unknown model or bad settings: ValueError
         config_from_dict(TrainConfig, config["train"])
+        run_name(config.get("name"))  # a name is one line of text
     except (ValueError, TypeError) as e:
         raise RunError(f"config.json in the archive cannot be used here: {e}") from None
     return config

@@ -8,6 +8,7 @@ import torch
 
 from engine.data import Dataset
 from engine.data.images import grid_png
+from engine.eval.judge import DEFAULT_EPOCHS as JUDGE_EPOCHS
 from engine.eval.judge import evaluate_generator, load_judge
 from engine.models import build_model
 from engine.runs import Run, load_optimizer_state
@@ -129,11 +130,11 @@ class AdversarialTrainer(Trainer):
         idx = torch.randperm(len(self.x_train), generator=gen)[: len(self.fixed_z)].to(self.device)
         return grid_png(self.x_train[idx], ncol=self.grid_ncol)
 
-    def judge(self):
+    def judge(self, on_log=None):
         """The dataset's judge classifier (trained once per dataset, then loaded); None when unusable."""
         if self._judge is None and self.cfg.judge:
             try:
-                self._judge = load_judge(self.dataset.name, self.runs_dir, device=self.device) or False
+                self._judge = load_judge(self.dataset.name, self.runs_dir, device=self.device, on_log=on_log) or False
                 if not self._judge:
                     self.judge_error = "this dataset has no class labels, so there is no judge classifier"
             except Exception as e:  # a judge is a bonus: training goes on without its scores, and says why
@@ -144,8 +145,14 @@ class AdversarialTrainer(Trainer):
     def prepare(self, run: Run) -> None:
         if not self.cfg.judge:
             return
-        run.set_status(state="running", phase="preparing the judge classifier (once per dataset)")
-        self.judge()
+        run.set_status(state="running", phase="loading the judge classifier that scores the samples")
+
+        def judge_progress(rec: dict) -> None:  # only called while the judge trains (the first GAN on a dataset)
+            run.set_status(state="running", phase=(
+                f"training the judge classifier that scores the samples, once per dataset: epoch {rec['epoch']} "
+                f"of {JUDGE_EPOCHS}, test accuracy {rec['test/accuracy']:.1%}. The GAN's budget starts after it"))
+
+        self.judge(on_log=judge_progress)
         run.set_status(state="running", phase="training", judge_error=self.judge_error)
 
     def status_notes(self) -> dict:

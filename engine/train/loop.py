@@ -1,7 +1,7 @@
 """The training loop: one run directory in, its metrics, snapshots, checkpoints and status out.
 
 `train_run(run)` is the one entry point (the CLI, the job workers and tests call it). `Loop` owns
-what every model family shares — the budget (epochs or seconds), the logging cadence, snapshots,
+what every model family shares — the budget (epochs, steps or seconds), the logging cadence, snapshots,
 checkpoints, settings changed while training, cancellation and resuming — and calls the hooks
 of the family trainer the model declares (engine.train.trainer).
 
@@ -31,7 +31,7 @@ from engine.runs import Run, atomic_write_bytes, model_state, process_start_time
 from engine.runs.config import TrainConfig
 from engine.train.adversarial import AdversarialTrainer
 from engine.train.reconstruction import ReconstructionTrainer
-from engine.train.trainer import Clock
+from engine.train.trainer import Clock, schedule_factor
 
 TRAINERS = {"reconstruction": ReconstructionTrainer, "adversarial": AdversarialTrainer}
 CONTROL_EVERY_S = 0.5  # how often control.json is read while training
@@ -58,7 +58,8 @@ def train_run(run: Run, *, resume: bool = False, should_stop: Callable[[], bool]
     (KeyboardInterrupt) or failed (any exception, whose text lands in status.json, then re-raised).
     """
     pid = os.getpid()
-    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), error=None, started_at=time.time())
+    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), error=None, started_at=time.time(),
+                   phase="loading the data and building the model")
     try:
         return Loop(run, should_stop=should_stop or cancel_checker(run), on_log=on_log).run(resume)
     except KeyboardInterrupt:
@@ -108,6 +109,7 @@ class Loop:
             self.snapshot()
             return self.finish()
         self.trainer.prepare(self.run_dir)  # before the clock starts (a GAN's judge)
+        self.run_dir.set_status(phase="training")
         self.started = self.rate_since = time.perf_counter()  # throughput is measured between log lines
         self.clocks = {name: Clock(period, self.started) for name, period in (
             ("log", self.cfg.log_every_s), ("snapshot", self.cfg.snapshot_every_s),
@@ -153,6 +155,8 @@ class Loop:
         """The rest of one pass over `perm`; "cancelled" or "budget" when it stopped early, else None."""
         bs = self.cfg.batch_size
         for b in range(self.batch, self.batches_per_epoch):  # a resumed run skips the batches it already did
+            if self.cfg.schedule != "constant":
+                self.trainer.scale_lr(schedule_factor(self.cfg.schedule, self.progress()))
             logs = self.trainer.train_step(perm[b * bs:(b + 1) * bs])
             self.step, self.batch = self.step + 1, b + 1
             self.acc_n += 1
@@ -161,7 +165,7 @@ class Loop:
             self.on_schedule(time.perf_counter())
             if self.should_stop():
                 return "cancelled"
-            if self.seconds_spent():
+            if self.seconds_spent() or self.steps_spent():
                 return "budget"
         return None
 
@@ -184,15 +188,20 @@ class Loop:
     def seconds_spent(self) -> bool:
         return bool(self.cfg.seconds) and self.elapsed() >= self.cfg.seconds
 
+    def steps_spent(self) -> bool:
+        return bool(self.cfg.steps) and self.step >= self.cfg.steps
+
     def budget_spent(self) -> bool:
         max_epochs = self.cfg.max_epochs
-        return bool(max_epochs and self.epoch >= max_epochs) or self.seconds_spent()
+        return bool(max_epochs and self.epoch >= max_epochs) or self.seconds_spent() or self.steps_spent()
 
     def progress(self) -> float:
-        """The share of the budget used: epochs or seconds, whichever is further along."""
+        """The share of the budget used: epochs, steps or seconds, whichever is furthest along."""
         parts = []
         if self.cfg.max_epochs:
             parts.append((self.epoch + self.batch / self.batches_per_epoch) / self.cfg.max_epochs)
+        if self.cfg.steps:
+            parts.append(self.step / self.cfg.steps)
         if self.cfg.seconds:
             parts.append(self.elapsed() / self.cfg.seconds)
         return min(1.0, max(parts))
@@ -206,12 +215,15 @@ class Loop:
         record.update({f"train/{k}": float(v) / max(self.acc_n, 1) for k, v in self.acc.items()})
         now = time.perf_counter()
         record["images_per_s"] = round(self.acc_n * self.cfg.batch_size / max(now - self.rate_since, 1e-9), 1)
+        optimizers = list(self.trainer.optimizers.values())
+        if len(optimizers) == 1:  # the learning rate now (a schedule moves it; a GAN logs its two itself)
+            record["lr"] = optimizers[0].param_groups[0]["lr"]
         record.update(self.trainer.quick_eval())
         self.acc, self.acc_n = {}, 0
         self.rate_since = time.perf_counter()
         self.run_dir.log(record)
         self.run_dir.set_status(state="running", step=self.step, epoch=self.epoch,
-                                progress=round(self.progress(), 4),
+                                progress=round(self.progress(), 4), elapsed=record["elapsed"],
                                 last_metrics={k: v for k, v in record.items() if k.startswith("test/")})
         if self.on_log:
             self.on_log(record)

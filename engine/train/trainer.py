@@ -7,6 +7,8 @@ its evaluation. Every method below is a hook the loop calls; the defaults do not
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from engine.data import Dataset
@@ -40,6 +42,10 @@ class Trainer:
         """Fields for the final status.json (e.g. why a GAN has no judge scores)."""
         return {}
 
+    def scale_lr(self, factor: float) -> None:
+        """Every optimizer's learning rates at `factor` × their base (a schedule's step)."""
+        for optimizer in self.optimizers.values():
+            scale_lr(optimizer, factor)
 
     # The hooks every family defines (see ReconstructionTrainer for the reference):
     #   optimizers -> {name: optimizer}     saved in checkpoints, restored by load_state
@@ -66,13 +72,45 @@ def fixed_test_batch(dataset: Dataset, n: int = 16) -> torch.Tensor:
     return torch.tensor((first + rest)[:n], dtype=torch.long)
 
 
-
 def positive(v) -> bool:
     v = finite(v)
     return v is not None and v > 0
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """A new base learning rate (a schedule scales it from now on)."""
     for group in optimizer.param_groups:
-        group["lr"] = float(lr)
+        group["lr"] = group["base_lr"] = float(lr)
+
+
+def scale_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Each group's learning rate set to its base rate × factor (the base is the configured one, or set_lr's)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
+
+
+# ---------------------------------------------------------------------------------------------
+# learning-rate schedules over the budget (progress p from 0 to 1, whichever budget the run has)
+
+ONE_CYCLE_WARMUP = 0.3  # the share of the budget spent warming up (as torch's OneCycleLR's pct_start)
+ONE_CYCLE_START = 1 / 25  # the first rate as a share of the peak (OneCycleLR's div_factor 25)
+ONE_CYCLE_END = 1e-4  # the last rate as a share of the peak (1/10,000, near OneCycleLR's default end)
+
+
+def schedule_factor(schedule: str, progress: float) -> float:
+    """The learning rate's share of its configured peak at `progress` ∈ [0, 1] of the budget.
+
+    constant   1 throughout
+    one_cycle  cosine warm-up from 1/25 of the peak to the peak over the first 30 % of the budget, then a
+               cosine anneal to 1/10,000 of it at the end (Smith & Topin 2018; torch's OneCycleLR's shape).
+               It knows the budget through `progress`: a step or epoch budget makes it exact and
+               reproducible, a time budget follows the clock.
+    """
+    if schedule == "constant":
+        return 1.0
+    p = min(max(progress, 0.0), 1.0)
+    if p < ONE_CYCLE_WARMUP:
+        return ONE_CYCLE_START + (1 - ONE_CYCLE_START) * (1 - math.cos(math.pi * p / ONE_CYCLE_WARMUP)) / 2
+    q = (p - ONE_CYCLE_WARMUP) / (1 - ONE_CYCLE_WARMUP)
+    return ONE_CYCLE_END + (1 - ONE_CYCLE_END) * (1 + math.cos(math.pi * q)) / 2
 

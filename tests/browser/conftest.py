@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
@@ -123,11 +124,11 @@ def _start_server(base: Path, runs_dir: Path) -> tuple[subprocess.Popen, str, Pa
     log_path = base / "streamlit.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "LATENT_LAB_RUNS": str(runs_dir), "LATENT_LAB_STARTER_SECONDS": "4",
-           "PYTHONUNBUFFERED": "1", "LATENT_LAB_UMAP_WARMUP": "1"}
+    env = {**os.environ, "LATENT_LAB_RUNS": str(runs_dir), "PYTHONUNBUFFERED": "1", "LATENT_LAB_UMAP_WARMUP": "1"}
+    env.pop("LATENT_LAB_DEMO_SCALE", None)  # the demos as a visitor gets them: issue 10's bars are about those
+    # As `make run` starts it: the file watcher on (.streamlit/config.toml says what it leaves out)
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -148,11 +149,14 @@ def _serve(base: Path, runs_dir: Path):
     finally:
         _stop_server(proc)
         _stop_workers(runs_dir)
+    # the whole suite's use of this server left its log clean of the file watcher's overflows
+    overflows = [line for line in log_path.read_text(errors="replace").splitlines() if "overflow" in line.lower()]
+    assert not overflows, f"{len(overflows)} file-watcher overflow lines in {log_path}, e.g. {overflows[0]}"
 
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory) -> Server:
-    """`streamlit run app.py` on a free port, with an empty runs folder and 4-second starter runs."""
+    """`streamlit run app.py` on a free port, with an empty runs folder."""
     base = tmp_path_factory.mktemp("browser")
     runs_dir = base / "runs"
     runs_dir.mkdir()
@@ -224,13 +228,24 @@ def _save_failure(page, name: str) -> None:
 SHOWN_JS = "window.shown = sel => [...document.querySelectorAll(sel)].filter(e => e.getClientRects().length > 0);"
 
 
+def outside(url: str) -> bool:
+    """A request to anywhere but the app's own server (127.0.0.1) or the page itself (data:, blob:)."""
+    scheme, _, rest = url.partition(":")
+    if scheme in ("data", "blob", "about"):
+        return False
+    host = urllib.parse.urlsplit(url).hostname
+    return host not in ("127.0.0.1", "localhost")
+
+
 def _new_page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.add_init_script(SHOWN_JS)
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.console_errors = []
+    page.outside_requests = []
     page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    context.on("request", lambda r: page.outside_requests.append(r.url) if outside(r.url) else None)
     try:
         yield page
         report = getattr(request.node, "report_call", None)
@@ -238,6 +253,9 @@ def _new_page(browser, request):
             _save_failure(page, request.node.name)
     finally:
         context.close()
+    # nothing a page loads may come from another host: offline it fails, and on a hosted link it tells a third
+    # party who is looking at what
+    assert not page.outside_requests, f"requests to other hosts: {sorted(set(page.outside_requests))[:5]}"
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ def full_page_screenshot(page, name: str) -> Path:
 
 
 def fill_and_submit(page, values: dict[str, str], button: str = "Start training") -> None:
-    """Type each value into the form's number input of that name, then press the form's button.
+    """Type each value into the form's number input with that label, then press the form's button.
 
     Each input is committed (Tab: it loses focus) before the click, and the click waits for an idle page,
     so it never lands while a rerun redraws the form under the pointer.

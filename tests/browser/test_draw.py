@@ -15,7 +15,7 @@ from tests.browser.helpers import (assert_no_exception, expect, full_page_screen
 
 pytestmark = pytest.mark.browser
 
-CANVAS = ".st-key-draw_canvas canvas.upper-canvas"  # fabric.js's top layer takes the mouse events
+CANVAS = ".st-key-draw_canvas_box canvas.upper-canvas"  # fabric.js's top layer takes the mouse events
 RESULT_TIMEOUT_MS = 60_000  # the first stroke also encodes the train split and scores the test split
 
 
@@ -119,4 +119,41 @@ def test_a_link_restores_two_models_and_a_test_digit(lab_page, lab_server):
                                                                         timeout=RESULT_TIMEOUT_MS)
     # the code z, the histogram
     expect(seen(page, ".js-plotly-plot")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
+    assert_no_exception(page)
+
+
+def test_the_canvas_toolbar_is_in_plain_sight_and_a_stroke_from_the_top_strip_counts(lab_page, lab_server):
+    """Issue 10: a stroke that began in the canvas's top strip was lost under the toolbar's invisible box, the
+    toolbar showed only on hover (over the model chips), and strokes piled up with no visible Clear."""
+    page = lab_page
+    open_page(page, lab_server.url, "Latent Lab")
+    open_page(page, f"{lab_server.url}/draw?run=conv-ae", "Draw")
+    canvas = seen(page, CANVAS)
+    toolbar = seen(page, ".st-key-draw_canvas_box .dc-toolbar")  # Playwright's CSS reaches into the shadow root
+    expect(toolbar).to_be_visible()
+    assert toolbar.evaluate("el => getComputedStyle(el).opacity") == "1"  # without hovering
+    bar, box = toolbar.bounding_box(), canvas.bounding_box()
+    assert bar["y"] + bar["height"] <= box["y"] + 1, (bar, box)  # above the canvas, not over it
+    chips = seen(page, ".st-key-draw_runs").bounding_box()
+    assert chips["y"] + chips["height"] <= bar["y"] + 1, (chips, bar)  # and not over the model chips
+
+    # a "1" drawn from the very top edge at the right, where the toolbar's box used to be
+    stroke(page, [(250, 3 + 10 * i) for i in range(25)])
+    first = wait_for_new_result(page, [])
+    ink = page.evaluate("""() => {
+        const im = shown('[data-testid="stImage"] img')[0];
+        const c = document.createElement('canvas'); c.width = im.naturalWidth; c.height = im.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(im, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data;
+        let sum = 0; for (let i = 0; i < d.length; i += 4) sum += d[i];
+        return sum / 255;
+    }""")
+    assert ink > 5, ink  # the stroke reached the model: its 28×28 input is not black
+    assert_no_exception(page)
+
+    # Clear: an empty canvas, and the page asks for a drawing again
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("Draw a digit in the black square")).to_be_visible(timeout=30_000)
+    wait_until_idle(page)
+    assert shown_images(page) != first
     assert_no_exception(page)

@@ -6,6 +6,8 @@ Takes the home screenshot (the README shows it).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,26 +21,49 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.browser
 
 PANEL = ".st-key-run_panel"
-TRAIN_TIMEOUT_MS = 90_000  # a 4 s starter run: worker start-up, training, evaluation
+TRAIN_TIMEOUT_MS = 300_000  # the 800-step starter on a loaded machine: worker start-up, training, evaluation
+# A process that keeps one core busy for at most BUSY_S seconds (it stops by itself), as a hosted server's
+# other work would.
+BUSY_S = 240
+BUSY = f"import time\nend = time.monotonic() + {BUSY_S}\nwhile time.monotonic() < end:\n    pass\n"
 
 
 def wait_until_idle(page, timeout_ms: int = 30_000) -> None:
     helpers.wait_until_idle(page, timeout_ms, "Latent Lab")
 
 
-def test_home_trains_a_starter_model(page, app_server):
+def test_home_trains_a_starter_model_that_beats_pca_on_a_busy_machine(page, app_server):
+    """Issue 10: on a busy machine the 15-second starter reached only 0.85× PCA's error and said nothing of how
+    long it would take. Now: a step budget, a panel that says what it is doing and for how long, a verdict."""
     page.goto(app_server.url)
     wait_until_idle(page, 60_000)
     assert_no_exception(page)
     expect(page.get_by_text("No runs yet")).to_be_visible()
     expect(page.get_by_text("Device:")).to_be_visible()
 
-    page.get_by_role("button", name="Train a starter model").click()
-    panel = seen(page, PANEL)
-    expect(panel).to_contain_text("State: done", timeout=TRAIN_TIMEOUT_MS)
+    busy = subprocess.Popen([sys.executable, "-c", BUSY], stdin=subprocess.DEVNULL)
+    try:
+        page.get_by_role("button", name="Train a starter model").click()
+        panel = seen(page, PANEL)
+        said = set()
+        for _ in range(TRAIN_TIMEOUT_MS // 1000):
+            text = panel.inner_text() if panel.count() else ""
+            said.update(re.findall(r"(?:Queued|Starting|Preparing|Training):[^\n]*", text))
+            if "State: done" in text:
+                break
+            page.wait_for_timeout(1000)
+    finally:
+        busy.kill()
+        busy.wait()
+    expect(panel).to_contain_text("State: done", timeout=30_000)
     (run,) = list_runs(app_server.runs_dir)
     assert run.status().state == "done"
-    assert run.config["train"]["seconds"] == 4.0  # LATENT_LAB_STARTER_SECONDS reached the page
+    assert run.config["train"]["steps"] == 800 and run.config["name"] == "starter"
+    assert any(re.fullmatch(r"Training: step [\d,]+ of 800, about [\d.]+ (s|min) left\.", line) for line in said), said
+    ratio = run.status().final_metrics["mse_vs_pca"]
+    assert ratio < 0.5, ratio  # 0.41 on a quiet machine, and the same on a busy one: the same 800 steps
+    expect(panel).to_contain_text(f"{ratio:.2f}× PCA's test error")
+    expect(panel).to_contain_text("clearly beats the best linear code")
     expect(panel).to_contain_text(run.id)
     expect(panel).to_contain_text("test MSE")
     imgs = seen(panel, "img")

@@ -52,9 +52,9 @@ def test_train_watch_compare_download(lab_page, lab_server, tmp_path):
     expect(page.get_by_text("Dense autoencoder: 784 → hidden → z")).to_be_visible()
     assert not new_runs(lab_server)
 
-    latent = page.get_by_role("spinbutton", name="latent_dim", exact=True)
+    latent = page.get_by_role("spinbutton", name="Latent size", exact=True)
     expect(latent).to_have_value("32", timeout=30_000)  # the config's default (input widgets load lazily)
-    fill_and_submit(page, {"latent_dim": "16", "seconds": "3"})
+    fill_and_submit(page, {"Latent size": "16", "Seconds": "3"})
 
     run = started_run(page, lab_server)
     try:

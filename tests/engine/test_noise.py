@@ -50,8 +50,27 @@ def test_block_occludes_one_square_per_image():
     assert (corrupt(ones, "block", 1.0, seed=0) == 0).all()
 
 
+def test_mixed_gives_each_image_one_kind_at_a_level_within_its_range():
+    """The Noise lab's denoiser trains on "mixed" (issue 10): every kind appears, each at its own range."""
+    ones = torch.ones(400, 1, 28, 28)
+    noisy = corrupt(ones, "mixed", 1.0, seed=0)
+    black = (noisy == 0).flatten(1).sum(1)
+    grey = ((noisy > 0) & (noisy < 1)).flatten(1).any(1)  # only gaussian noise leaves values in between
+    side = black.float().sqrt()
+    square = torch.tensor([bool(((noisy[i, 0] == 0).nonzero().amax(0) - (noisy[i, 0] == 0).nonzero().amin(0)
+                                 + 1).prod() == black[i]) if black[i] else False for i in range(400)])
+    assert grey.sum() > 60  # about a quarter of the images: gaussian
+    assert (square & (black > 4)).sum() > 60  # occluding squares (block), no bigger than 0.6 · 28 ≈ 17 px a side
+    assert side[square & (black > 4)].max() <= 17
+    assert black.max() <= 0.9 * 784 * 1.1  # masking stops at p = 0.9 (with sampling slack)
+    assert torch.equal(noisy, corrupt(ones, "mixed", 1.0, seed=0))
+    assert not torch.equal(noisy, corrupt(ones, "mixed", 1.0, seed=1))
+    gentle = corrupt(ones, "mixed", 0.1, seed=0)
+    assert (gentle == 0).flatten(1).sum(1).max() <= 0.09 * 784 * 1.5  # level 0.1: a tenth of each range at most
+
+
 @pytest.mark.parametrize("kind, level, match", [("pink", 0.1, "unknown noise"), ("gaussian", -1, "≥ 0"),
-                                                ("masking", 1.5, "between 0 and 1"),
+                                                ("masking", 1.5, "between 0 and 1"), ("mixed", 2, "between 0 and 1"),
                                                 ("gaussian", float("nan"), "finite")])
 def test_bad_arguments_raise(kind, level, match):
     with pytest.raises(ValueError, match=match):

@@ -14,12 +14,20 @@ from engine.train import train_run
 
 pytestmark = pytest.mark.slow
 
+# Step budgets, not seconds: a test on a loaded CI machine then checks the same model, later (issue 10).
+VAE_STEPS = 1500  # what 20 s gave on a quiet 2-core machine
 
-def test_conv_ae_beats_half_the_pca_error_in_15_seconds(tmp_path):
-    run = Run.create(tmp_path, make_run_config("conv_ae", "mnist-5k", {"latent_dim": 32}, {"seconds": 15}))
+
+def test_the_starter_beats_half_the_pca_error_whatever_the_machine_is_doing(tmp_path):
+    """Home's one-click starter (engine.lab.demos): a step budget, so a busy machine gives the same model."""
+    from engine.lab.demos import demo_settings
+
+    model, model_config, train = demo_settings("starter", scale=1.0)
+    run = Run.create(tmp_path, make_run_config(model, "mnist-5k", model_config, train))
     metrics = train_run(run)
-    print(f"conv_ae 15 s: test MSE {metrics['mse']:.5f}, PCA(32) {metrics['pca_mse']:.5f}, "
+    print(f"starter ({train['steps']} steps): test MSE {metrics['mse']:.5f}, PCA(32) {metrics['pca_mse']:.5f}, "
           f"ratio {metrics['mse_vs_pca']:.3f}, kNN {metrics['knn_accuracy']:.3f}")
+    assert run.status().step == train["steps"]
     assert metrics["mse"] <= 0.5 * metrics["pca_mse"]
 
 
@@ -32,7 +40,7 @@ def test_vae_prior_samples_are_recognisable_digits(tmp_path):
     """
     from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-    run = Run.create(tmp_path, make_run_config("vae", "mnist-5k", {}, {"seconds": 20}))
+    run = Run.create(tmp_path, make_run_config("vae", "mnist-5k", {}, {"steps": VAE_STEPS}))
     metrics = train_run(run)
     assert math.isfinite(metrics["elbo"]) and metrics["elbo"] < 0
     model, _ = run.load_model()
@@ -51,8 +59,8 @@ def test_vae_prior_samples_are_recognisable_digits(tmp_path):
 
     agree, classes, dist = judge(samples)
     real_agree, _, real_dist = judge(real)
-    print(f"vae 20 s: ELBO {metrics['elbo']:.1f} nats, KL {metrics['kl']:.1f}; samples: neighbour agreement "
-          f"{agree:.3f} (real {real_agree:.3f}), nearest-digit distance {dist:.2f} (real {real_dist:.2f}), "
+    print(f"vae {VAE_STEPS} steps: ELBO {metrics['elbo']:.1f} nats, KL {metrics['kl']:.1f}; samples: neighbour "
+          f"agreement {agree:.3f} (real {real_agree:.3f}), nearest-digit distance {dist:.2f} (real {real_dist:.2f}), "
           f"digits {classes.tolist()}")
     assert dist < 1.15 * real_dist
     assert agree > 0.7 * real_agree
@@ -65,22 +73,21 @@ def test_one_class_conv_ae_spots_the_other_digits(tmp_path):
     Published convolutional-autoencoder results on full MNIST reach about 0.98. Measured here
     (mnist-5k, 60 epochs of the 400 zeros = 420 steps of 64, seeds 0/1): latent_dim 8 AUROC 0.994/0.996,
     16: 0.993/0.990, 32: 0.989/0.994, 16 with the BCE loss 0.991/0.991; latent 8 passes 0.98 after
-    ~150 steps. The 60 epochs took 34-37 s on one core of a busy machine (0.9944 both times: one
-    thread makes the run repeatable); the 60 s cap binds only when it is busier still (188 steps:
-    0.985; starved to 45 steps: 0.90, a failure). Two threads on a busy 2-core machine managed 32
-    steps in 30 s, hence threads=1.
+    ~150 steps, and a time budget on a starved machine gave 45 steps and 0.90. The Anomaly page's
+    default is a step budget (engine.lab.anomaly.DEFAULT_STEPS): this is that run, one thread.
     """
-    from engine.lab.anomaly import DEFAULT_LATENT_DIM, DEFAULT_LOSS
+    from engine.lab.anomaly import DEFAULT_LATENT_DIM, DEFAULT_LOSS, DEFAULT_STEPS, one_class_settings
 
-    config = make_run_config("conv_ae", "mnist-5k", {"latent_dim": DEFAULT_LATENT_DIM, "loss": DEFAULT_LOSS},
-                             {"classes": [0], "epochs": 60, "seconds": 60, "threads": 1})
+    model_config, train = one_class_settings("conv_ae", [0], DEFAULT_LATENT_DIM, DEFAULT_STEPS, DEFAULT_LOSS)
+    config = make_run_config("conv_ae", "mnist-5k", model_config, {**train, "threads": 1})
     run = Run.create(tmp_path, config)
     metrics = train_run(run)
     steps = run.status().step
     print(f"one-class conv_ae (latent {DEFAULT_LATENT_DIM}, {DEFAULT_LOSS}, {steps} steps in "
           f"{run.metrics()[-1]['elapsed']:.0f} s), digit 0 normal: AUROC {metrics['anomaly_auroc']:.4f}, "
           f"average precision {metrics['anomaly_ap']:.4f}")
-    assert metrics["anomaly_auroc"] >= 0.97, f"AUROC {metrics['anomaly_auroc']:.4f} after {steps} of 420 steps"
+    assert steps == DEFAULT_STEPS
+    assert metrics["anomaly_auroc"] >= 0.97, f"AUROC {metrics['anomaly_auroc']:.4f} after {steps} steps"
 
 
 # -- GANs, scored by the judge classifier (engine/eval/judge.py) ------------------------------------------------
@@ -96,16 +103,20 @@ def _with_judge(mnist_judge, runs_dir):
     return runs_dir
 
 
-def test_dcgan_in_90_seconds_is_on_its_way(tmp_path, mnist_judge):
-    """The CI-sized version of the issue's 5-minute bar (tests/test_quality.py::test_dcgan_bar)."""
-    run = Run.create(_with_judge(mnist_judge, tmp_path), make_run_config("dcgan", "mnist-5k", {}, {"seconds": 90}))
+def test_the_dcgan_demo_is_on_its_way(tmp_path, mnist_judge):
+    """The GAN studio's one-click DCGAN (engine.lab.demos), the CI-sized version of the 5-minute bar below."""
+    from engine.lab.demos import demo_settings
+
+    model, model_config, train = demo_settings("dcgan", scale=1.0)
+    run = Run.create(_with_judge(mnist_judge, tmp_path), make_run_config(model, "mnist-5k", model_config, train))
     m = train_run(run)
-    print(f"dcgan 90 s: {run.status().step} steps, FID {m['fid']:.1f} (untrained {m['fid_untrained']:.1f}, "
+    print(f"dcgan demo: {run.status().step} steps, FID {m['fid']:.1f} (untrained {m['fid_untrained']:.1f}, "
           f"ratio {m['fid_ratio']:.3f}), IS {m['inception_score']:.2f}, classes {m['class_hist']}")
+    assert run.status().step == train["steps"]
     assert m["fid_ratio"] <= 0.5
     assert m["classes_covered"] >= 6
     judged = [r for r in run.metrics() if "judge/fid" in r]
-    assert len(judged) >= 5 and judged[-1]["judge/fid"] < judged[0]["judge/fid"]
+    assert len(judged) >= 2 and judged[-1]["judge/fid"] < judged[0]["judge/fid"]
 
 
 @pytest.mark.bar

@@ -102,7 +102,8 @@ def test_the_variant_is_in_the_clis_models(tiny_variant, capsys):
     entry = listed[tiny_variant]
     assert entry["label"] == "tiny AE" and entry["trainer"] == "reconstruction"
     assert entry["capabilities"] == ["encodes", "generates"]
-    assert entry["settings"]["width"] == {"default": 16, "help": "the one hidden layer's width, each way"}
+    assert entry["settings"]["width"] == {"label": "Hidden width", "default": 16,
+                                          "help": "the one hidden layer's width, each way"}
     assert entry["settings"]["activation"]["choices"][0] == "relu"
 
 
@@ -113,7 +114,8 @@ def test_the_variant_is_in_the_train_form(tiny_variant, runs_dir):
     assert not at.exception
     assert "Tiny autoencoder" in texts(at.markdown) and r"g(f(x))" in texts(at.latex)
     width = at.number_input(key=f"train_{tiny_variant}_width")
-    assert width.value == 16 and width.help == "the one hidden layer's width, each way"
+    assert width.value == 16 and width.label == "Hidden width"
+    assert width.help.startswith("the one hidden layer's width, each way")
     assert at.selectbox(key=f"train_{tiny_variant}_activation").value == "elu"
 
 

@@ -53,6 +53,55 @@ def test_the_time_budget_stops_training(tmp_path):
     assert time.perf_counter() - t < 30
 
 
+def test_a_step_budget_stops_at_exactly_that_step_and_reports_progress(tmp_path):
+    """Steps, not seconds: the same model on a busy machine (issue 10)."""
+    run = new_run(tmp_path, steps=37, batch_size=256)  # 16 batches an epoch: stops in the third
+    train_run(run)
+    status = run.status()
+    assert status.state == "done" and status.step == 37 and status.epoch == 2 and status.progress == 1.0
+    assert status.elapsed is not None and status.elapsed > 0
+    assert run.checkpoints()[-1][0] == 37
+    lines = [r for r in run.metrics() if "train/loss" in r]
+    assert all(r["step"] <= 37 for r in lines)
+    assert TrainConfig(steps=5).max_epochs is None and TrainConfig().max_epochs == 10
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        make_run_config("ae", "mnist-5k", {}, {"steps": 0})
+
+
+def test_the_same_step_budget_gives_the_same_model_however_slowly_it_runs(tmp_path):
+    fast = new_run(tmp_path / "a", steps=20, batch_size=128)
+    slow = new_run(tmp_path / "b", steps=20, batch_size=128)
+    train_run(fast)
+    lagging = threading.Event()
+
+    def slowly():  # another process's load: every step waits a little
+        return lagging.wait(0.01) and False
+
+    train_run(slow, should_stop=slowly)
+    a, b = fast.load_model()[0].state_dict(), slow.load_model()[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert fast.status().step == slow.status().step == 20
+
+
+def test_one_cycle_warms_up_then_anneals_over_the_budget(tmp_path):
+    from engine.train.trainer import schedule_factor
+
+    assert schedule_factor("constant", 0.7) == 1.0
+    assert schedule_factor("one_cycle", 0.0) == pytest.approx(1 / 25)
+    assert schedule_factor("one_cycle", 0.3) == pytest.approx(1.0)
+    assert schedule_factor("one_cycle", 1.0) == pytest.approx(1e-4)
+    rising = [schedule_factor("one_cycle", p / 100) for p in range(31)]
+    falling = [schedule_factor("one_cycle", p / 100) for p in range(30, 101)]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+
+    run = new_run(tmp_path, steps=60, batch_size=128, lr=1e-2, schedule="one_cycle", log_every_s=0.001)
+    train_run(run)
+    lrs = [r["lr"] for r in run.metrics() if "lr" in r]
+    peak = lrs.index(max(lrs))
+    assert max(lrs) == pytest.approx(1e-2, rel=0.05) and lrs[0] < 2e-3 and lrs[-1] < 1e-3
+    assert 0.15 < peak / len(lrs) < 0.45  # the peak about 30 % of the way
+
+
 def test_cancel_file_stops_within_two_seconds(tmp_path):
     run = new_run(tmp_path, epochs=1000)
     seen = {}

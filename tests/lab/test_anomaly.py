@@ -137,8 +137,8 @@ def test_bad_input_says_what_to_do():
 def test_one_class_settings_fit_every_candidate_model():
     assert "conv_ae" in anomaly.candidate_models() and "cvae" not in anomaly.candidate_models()
     for model in anomaly.candidate_models():
-        model_config, train = anomaly.one_class_settings(model, [3, 0, 3], latent_dim=8, seconds=5)
-        assert train == {"classes": [0, 3], "seconds": 5.0}
+        model_config, train = anomaly.one_class_settings(model, [3, 0, 3], latent_dim=8, steps=50)
+        assert train == {"classes": [0, 3], "steps": 50}
         config = make_run_config(model, "mnist-5k", model_config, train)  # validates both parts
         assert config["train"]["classes"] == [0, 3] and config["model_config"]["latent_dim"] == 8
 

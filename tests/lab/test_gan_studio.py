@@ -105,6 +105,19 @@ def test_collapse_warning_names_the_missing_classes():
     assert gan_lab.class_histogram(fine) == [0.1] * 10 and gan_lab.class_histogram({"judge/class_hist": "x"}) is None
 
 
+def test_no_collapse_warning_before_the_generator_has_learned():
+    """Few classes from an untrained or hardly trained generator are blur, not collapse (issue 10)."""
+    early, final = gan_lab.judge_at(JUDGED, 0), gan_lab.judge_at(JUDGED, None)
+    assert gan_lab.fid_share(JUDGED, early) == 1.0 and gan_lab.fid_share(JUDGED, final) == pytest.approx(80 / 300)
+    assert gan_lab.collapse_warning(early, share=1.0) is None
+    assert "5 of 10" in gan_lab.collapse_warning(final, share=gan_lab.fid_share(JUDGED, final))
+    barely = {"step": 70, "judge/fid": 200.0, "judge/classes_covered": 2, "judge/class_hist": [0.5, 0.5] + [0.0] * 8}
+    assert gan_lab.fid_share([*JUDGED, barely], barely) == pytest.approx(2 / 3)
+    assert gan_lab.collapse_warning(barely, share=2 / 3) is None
+    assert gan_lab.fid_share(JUDGED[1:], final) is None  # no step-0 line: nothing to compare with
+    assert gan_lab.fid_share([{**JUDGED[0], "judge/fid": float("nan")}], early) is None
+
+
 # -- a run's generator -----------------------------------------------------------------------------
 
 

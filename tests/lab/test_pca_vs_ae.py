@@ -153,3 +153,11 @@ def test_pca_curve_leaves_out_sizes_the_data_cannot_have(mnist):
         pca_vs_ae.pca_curve(tiny, (16, 32))
 
 
+
+
+def test_behind_pca_names_the_non_linear_points_that_do_not_beat_pca():
+    """Issue 10: at k = 64 the dense AE was worse than PCA with no word on why: the page says so where it is."""
+    points = {"ae": [(16, 0.02, "a16"), (64, 0.012, "a64")], "linear_ae": [(16, 0.0405, "l16")]}
+    pca = {16: 0.04, 64: 0.01}
+    assert pca_vs_ae.behind_pca(points, pca) == [("ae", 64, pytest.approx(1.2))]  # the linear AE at PCA is its lesson
+    assert pca_vs_ae.behind_pca({"ae": [(32, 0.01, "x")]}, pca) == []  # no PCA point at that size: nothing to say

@@ -55,6 +55,22 @@ def test_unavailable_dataset_says_why_and_how(runs_dir, tmp_path, monkeypatch):
     assert at.button(key="home_starter").disabled
 
 
+def test_a_link_naming_a_dataset_the_server_does_not_offer_says_so(runs_dir, tmp_path):
+    """Issue 10: `?dataset=folder:…` was silently ignored and the page fell back to mnist-5k."""
+    at = render({"dataset": f"folder:{tmp_path}"})
+    assert at.selectbox(key="dataset").value == "mnist-5k" and not at.exception
+    warning = texts(at.sidebar.warning)
+    assert f"folder:{tmp_path}" in warning and "does not offer" in warning and "mnist-5k" in warning
+    assert "dataset" not in at.query_params  # the link no longer claims what is not shown
+    at.run()
+    assert "does not offer" in texts(at.sidebar.warning)  # it stays while the fallback is shown
+    at.selectbox(key="dataset").set_value(list_datasets()[1].name).run()
+    at.selectbox(key="dataset").set_value("mnist-5k").run()
+    assert "does not offer" not in texts(at.sidebar.warning)  # once another was picked, it is forgotten
+    long = render({"dataset": "x" * 500})
+    assert "…" in texts(long.sidebar.warning) and "x" * 100 not in texts(long.sidebar.warning)
+
+
 def test_home_shows_a_finished_run(runs_dir, finished_pca_run):
     add_run(runs_dir, finished_pca_run, "pca-finished")
     at = render()
@@ -147,21 +163,24 @@ def test_delete_asks_first(runs_dir, finished_pca_run):
     assert "No runs yet" in texts(at.info) and not at.error
 
 
-def test_bad_starter_seconds_is_a_warning(runs_dir, monkeypatch):
-    monkeypatch.setenv("LATENT_LAB_STARTER_SECONDS", "soon")
+def test_bad_demo_scale_is_a_warning(runs_dir, monkeypatch):
+    monkeypatch.setenv("LATENT_LAB_DEMO_SCALE", "soon")
     at = render()
-    assert "LATENT_LAB_STARTER_SECONDS" in texts(at.warning)
+    assert "LATENT_LAB_DEMO_SCALE" in texts(at.warning)
+    assert not at.exception and "800 steps" in texts(at.markdown)  # the demo's own budget instead
 
 
 def test_train_a_starter_model(runs_dir, monkeypatch):
-    """The button submits the starter config with the time budget of LATENT_LAB_STARTER_SECONDS."""
-    monkeypatch.setenv("LATENT_LAB_STARTER_SECONDS", "1")
+    """The button submits the starter demo: a step budget (scaled by LATENT_LAB_DEMO_SCALE), named "starter"."""
+    monkeypatch.setenv("LATENT_LAB_DEMO_SCALE", "0.05")
     at = render()
+    assert "conv_ae, latent 32, 40 steps" in texts(at.markdown)
     at.button(key="home_starter").click().run()
     assert not at.exception and not at.error
     (run,) = [Run(p) for p in runs_dir.iterdir()]
     assert run.config["model"] == "conv_ae" and run.config["model_config"]["latent_dim"] == 32
-    assert run.config["train"]["seconds"] == 1.0
+    assert run.config["train"]["steps"] == 40 and run.config["train"]["schedule"] == "one_cycle"
+    assert run.config["name"] == "starter" and run.summary()["name"] == "starter"
     assert at.selectbox(key="home_run").value == run.id
     assert at.query_params["run"] == run.id
     deadline = time.monotonic() + 120  # the worker is a real process: let it finish before tmp goes
@@ -200,17 +219,28 @@ def test_loss_figure():
     assert vae.data[1].yaxis == "y2"  # nats per image vs per-pixel MSE: an axis each
 
 
-def test_starter_seconds(monkeypatch):
-    from engine.lab.home import starter_seconds
+def test_demo_scale(monkeypatch):
+    from engine.lab.demos import DEMOS, demo_scale, demo_settings
 
-    monkeypatch.delenv("LATENT_LAB_STARTER_SECONDS", raising=False)
-    assert starter_seconds() is None
-    monkeypatch.setenv("LATENT_LAB_STARTER_SECONDS", "4")
-    assert starter_seconds() == 4.0
+    monkeypatch.delenv("LATENT_LAB_DEMO_SCALE", raising=False)
+    assert demo_scale() == 1.0 and demo_settings("starter")[2]["steps"] == DEMOS["starter"].train["steps"]
+    monkeypatch.setenv("LATENT_LAB_DEMO_SCALE", "0.5")
+    assert demo_scale() == 0.5 and demo_settings("dcgan")[2]["steps"] == DEMOS["dcgan"].train["steps"] // 2
+    assert demo_settings("starter", scale=0.0001)[2]["steps"] == 10  # never fewer than 10 steps
     for bad in ("0", "-1", "inf", "nan", "four"):
-        monkeypatch.setenv("LATENT_LAB_STARTER_SECONDS", bad)
-        with pytest.raises(ValueError, match="LATENT_LAB_STARTER_SECONDS"):
-            starter_seconds()
+        monkeypatch.setenv("LATENT_LAB_DEMO_SCALE", bad)
+        with pytest.raises(ValueError, match="LATENT_LAB_DEMO_SCALE"):
+            demo_scale()
+
+
+def test_every_demo_makes_a_valid_run_config():
+    from engine.lab.demos import DEMOS
+    from engine.runs import make_run_config
+
+    for name, demo in DEMOS.items():
+        model, model_config, train = demo.settings()
+        config = make_run_config(model, "mnist-5k", model_config, train)
+        assert config["train"]["steps"] == demo.train["steps"] and config["train"]["epochs"] is None, name
 
 
 def test_run_summary_json_garbage_config_is_a_failed_row(tmp_path):

@@ -48,14 +48,14 @@ def test_without_a_model_it_offers_to_train_one(runs_dir):
     assert r"\hat{x} = g(z)" in texts(at.latex)
     assert "No autoencoder trained on **mnist-5k**" in texts(at.info)
     button = at.button(key="draw_train")
-    assert "conv_ae" in button.label and "15 s" in button.label and not button.disabled
+    assert "conv_ae" in button.label and "800 steps" in button.label and not button.disabled
     assert not at.error and not at.get("image")
 
 
 def test_a_test_digit_is_reconstructed_and_scored(runs_dir, two_runs):
     at = render({"input": "test", "image": "7"})
     assert not at.error and not at.warning
-    assert at.multiselect(key="draw_runs").value == [two_runs[0]]  # the newest run by default
+    assert at.multiselect(key="draw_runs").value == [two_runs[0]]  # equally good: the newest by default
     assert at.query_params["run"] == two_runs[0]
     assert at.number_input(key="draw_image").value == 7
     data = load_dataset("mnist-5k")

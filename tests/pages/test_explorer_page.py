@@ -177,7 +177,9 @@ def test_non_vae_samples_say_where_they_come_from(runs_dir, finished_pca_run, me
     at = render()
     assert "Samples" in texts(at.subheader) and "Samples from the prior" not in texts(at.subheader)
     assert "Gaussian fitted to its training codes" in texts(at.caption)
-    assert "The 2-D manifold" not in texts(at.subheader)  # latent_dim 8
+    # latent_dim 8: no manifold grid, but a button that trains a model with one (issue 10)
+    assert "cannot be laid out on a page" in texts(at.info) and "2-D VAE" in at.button(key="explorer_need_2d").label
+    assert not at.get("imgs") or "explorer_manifold" not in str(at)
     first = image_in(at, media, "explorer_samples")
     at.button(key="explorer_reseed").click()
     rerun(at)
@@ -283,3 +285,16 @@ def test_a_link_to_a_missing_run_says_so(runs_dir, finished_pca_run):
     at = render({"run": "deleted-long-ago"})
     assert "no autoencoder run 'deleted-long-ago'" in texts(at.warning)
     assert at.selectbox(key="explorer_run").value == "pca-finished" and at.query_params["run"] == "pca-finished"
+
+
+def test_without_a_link_it_opens_on_the_run_that_fills_every_panel_and_says_why(runs_dir, vae_2d, pca_16):
+    """Issue 10: the explorer opened on the newest run, the PCA baseline. A 2-D VAE fills every panel."""
+    add_run(runs_dir, vae_2d)
+    add_run(runs_dir, pca_16)  # newer
+    at = render()
+    assert at.selectbox(key="explorer_run").value == "vae-2d"
+    reason = texts(at.caption)
+    assert "Opened on vae-2d" in reason and "a VAE with a 2-number code" in reason
+    assert at.query_params["run"] == "vae-2d"
+    linked = render({"run": "pca-16"})  # a link still wins, and needs no reason
+    assert linked.selectbox(key="explorer_run").value == "pca-16" and "Opened on" not in texts(linked.caption)

@@ -89,19 +89,21 @@ def test_without_a_gan_it_explains_and_offers_one(runs_dir, finished_pca_run):
     at = studio({"run": "pca-finished", "step": "3"})
     assert "GAN studio" in texts(at.title) and r"\log D(x)" in texts(at.latex)
     assert "No GAN has been trained yet" in texts(at.info)
-    assert at.button(key="gan_starter").label == "Train a short DCGAN (30 s)"
+    assert at.button(key="gan_starter").label == "Train a short DCGAN (400 steps)"
     assert "run" not in at.query_params and "step" not in at.query_params
     assert not at.error and not at.get("plotly_chart")
 
 
 def test_the_starter_button_trains_a_dcgan_and_shows_it(runs_dir, monkeypatch):
-    monkeypatch.setenv("LATENT_LAB_STARTER_SECONDS", "1")
+    monkeypatch.setenv("LATENT_LAB_DEMO_SCALE", "0.05")
     at = studio()
+    assert any("20 steps" in b.label for b in at.button)
     at.button(key="gan_starter").click()
     rerun(at)
     (run,) = [Run(p) for p in runs_dir.iterdir() if not p.name.startswith(".")]
     try:
-        assert run.config["model"] == "dcgan" and run.config["train"]["seconds"] == 1.0
+        assert run.config["model"] == "dcgan" and run.config["train"]["steps"] == 20
+        assert run.config["name"] == "short DCGAN"
         assert at.selectbox(key="gan_run").value == run.id and at.query_params["run"] == run.id
         assert "No GAN has been trained yet" not in texts(at.info)
     finally:
@@ -128,7 +130,8 @@ def test_the_form_offers_every_gan_with_its_own_defaults(runs_dir):
         g_loss = at.selectbox(key=f"gan_{name}_g_loss")
         assert g_loss.options == list(next(s for s in describe(cls.config_cls) if s.name == "g_loss").choices)
         train = {**asdict(TrainConfig()), **cls.train_defaults}
-        assert at.number_input(key=f"gan_{name}_t_seconds").value == 60.0
+        assert at.number_input(key=f"gan_{name}_t_steps").value == 1000
+        assert at.number_input(key=f"gan_{name}_t_seconds").value is None
         assert at.number_input(key=f"gan_{name}_t_epochs").value is None
         for key in ("lr", "beta1", "beta2", "batch_size"):
             assert at.number_input(key=f"gan_{name}_t_{key}").value == train[key], (name, key)
@@ -209,6 +212,44 @@ def test_scrubbing_moves_the_grids_the_line_and_the_link(lab):
     assert "real images from the training split, for comparison" in captions(at)  # no run B: the real images
 
 
+def test_the_timeline_follows_training_to_the_newest_snapshot_whatever_the_browser_sends(lab):
+    """Issue 10: the timeline stopped following at step 14 while training went on to 73. The cause: every
+    rerun request carries the browser's widget values, and one sent by another fragment's timer before the
+    browser had the newest step set the slider back; the page then took it for a person's choice."""
+    run = Run(lab / "gan-ns")
+    steps = snapshot_steps(lab / "gan-ns")
+    assert len(steps) >= 4, steps
+    later = sorted((lab / "gan-ns" / "snapshots").glob("samples_*.png"))[-2:]
+    held = {p: p.read_bytes() for p in later}
+    for p in later:
+        p.unlink()  # training has not written these yet
+    pid = os.getpid()  # alive, so the job manager leaves this "running" run alone
+    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.5)
+    try:
+        at = studio({"run": "gan-ns"})
+        assert at.select_slider(key="gan_step").value == steps[-3] and at.toggle(key="gan_follow").value
+        assert at.select_slider(key="gan_step").disabled  # following: the page moves the step, not the slider
+        for p, step in zip(later, steps[-2:]):
+            p.write_bytes(held[p])  # a new snapshot…
+            at.session_state["gan_step"] = steps[0]  # … while a stale request re-sends an older step
+            rerun(at)
+            assert at.select_slider(key="gan_step").value == step, (step, at.select_slider(key="gan_step").value)
+            assert any(c.startswith(f"A · gan-ns · G(z) at step {step:,}") for c in captions(at))
+        at.toggle(key="gan_follow").set_value(False)  # scrub while it trains
+        rerun(at)
+        assert not at.select_slider(key="gan_step").disabled
+        at.select_slider(key="gan_step").set_value(steps[1])
+        rerun(at)
+        assert at.select_slider(key="gan_step").value == steps[1] and at.query_params["step"] == str(steps[1])
+    finally:
+        for p, data in held.items():
+            p.write_bytes(data)
+        run.set_status(state="done")
+    at.run()  # done: no toggle, an enabled slider where the person left it
+    assert not at.toggle and not at.select_slider(key="gan_step").disabled
+    assert at.select_slider(key="gan_step").value == steps[1]
+
+
 def test_play_walks_the_snapshots_and_stops_at_the_end(lab):
     steps = snapshot_steps(lab / "gan-ns")
     at = studio({"run": "gan-ns"})
@@ -229,14 +270,26 @@ def test_play_walks_the_snapshots_and_stops_at_the_end(lab):
     assert at.session_state["gan_playing"] and at.select_slider(key="gan_step").value == steps[2]
 
 
-def test_the_judges_view_warns_of_mode_collapse(lab):
+def test_the_judges_view_warns_of_mode_collapse_once_the_generator_has_learned(lab):
+    """Few classes at step 0 or before the FID has halved are blur, not collapse (issue 10): no warning then."""
     steps = snapshot_steps(lab / "gan-ns")
+    few = [0.9, 0.1] + [0.0] * 8
     with open(lab / "gan-ns" / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(judge_line(0, [0.9, 0.1] + [0.0] * 8, 2, list(range(2, 10)), 400.0)) + "\n")
+        f.write(json.dumps(judge_line(0, few, 2, list(range(2, 10)), 400.0)) + "\n")
+        f.write(json.dumps(judge_line(steps[1], few, 2, list(range(2, 10)), 300.0)) + "\n")  # 75 %: not learned
+        f.write(json.dumps(judge_line(steps[2], few, 2, list(range(2, 10)), 100.0)) + "\n")  # 25 %: learned
         f.write(json.dumps(judge_line(steps[-1], [0.1] * 10, 10, [], 60.0)) + "\n")
     at = studio({"run": "gan-ns", "step": "0"})
+    assert "Mode collapse" not in texts(at.warning) and "the untrained generator" in texts(at.caption)
+    at.select_slider(key="gan_step").set_value(steps[1])
+    rerun(at)
+    assert "Mode collapse" not in texts(at.warning) and "not learned yet. FID is 75%" in texts(at.caption)
+    at.select_slider(key="gan_step").set_value(steps[2])
+    rerun(at)
     warning = texts(at.warning)
     assert "Mode collapse" in warning and "2 of 10 classes" in warning and "classes 2, 3, 4" in warning
+    at.select_slider(key="gan_step").set_value(0)
+    rerun(at)
     spec = charts(at)
     assert list(plotly_values(spec["gan_hist_A"]["data"][0]["y"])) == pytest.approx([0.9, 0.1] + [0.0] * 8)
     assert any(s.get("y0") == pytest.approx(0.1) for s in spec["gan_hist_A"]["layout"]["shapes"])  # the 1/K line

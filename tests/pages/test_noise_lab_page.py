@@ -79,9 +79,9 @@ def test_without_models_it_offers_to_train_each(runs_dir, data, media):
     info = texts(at.info)
     for title in ("denoising ae", "autoencoder", "pca"):
         assert f"No {title} for mnist-5k yet" in info
-    assert at.button(key="noise_need_dn").label == "Train a denoising_ae (~20 s)"
-    assert at.button(key="noise_need_ae").label == "Train a conv_ae (~15 s)"
-    assert at.button(key="noise_need_pca").label == "Train a pca (instant)"
+    assert at.button(key="noise_need_dn").label == "Train the denoiser (800 steps)"
+    assert at.button(key="noise_need_ae").label == "Train the starter (800 steps)"
+    assert at.button(key="noise_need_pca").label == "Fit a PCA (instant)"
     # the noise itself still works: the clean and noisy images and the baseline PSNR
     noisy = noise_lab.denoise({}, data.x_test[0, 0], "gaussian", noise_lab.DEFAULT_LEVEL["gaussian"], seed=0)
     assert image_in(at, media, "noisy") == image_png(noisy.x_noisy, scale=SCALE)
@@ -158,8 +158,10 @@ def test_the_missing_model_buttons_submit_their_runs(runs_dir):
     at.button(key="noise_need_dn").click()
     rerun(at)
     (run,) = [Run(p) for p in runs_dir.iterdir()]
-    assert run.config["model"] == "denoising_ae" and run.config["dataset"] == "mnist-5k"
-    assert run.config["model_config"]["latent_dim"] == 32 and run.config["train"]["seconds"] == 20
+    # the denoiser demo: the starter's network and budget, trained on every corruption at random levels
+    assert run.config["model"] == "conv_ae" and run.config["dataset"] == "mnist-5k"
+    assert run.config["model_config"]["noise"] == "mixed" and run.config["model_config"]["noise_level"] == 1.0
+    assert run.config["model_config"]["latent_dim"] == 32 and run.config["train"]["steps"] == 800
     assert not at.error
     JobManager(runs_dir, poll_interval=None).cancel(run.id)  # the worker is a real process: stop it
     deadline = time.monotonic() + 120  # … and let it exit before tmp goes

@@ -19,7 +19,6 @@ from engine.data import load_dataset
 from engine.data.images import image_png
 from engine.lab import pca_vs_ae
 from engine.runs import FINISHED, Run
-from engine.runs.jobs import JobManager
 from engine.runs.loaded import load_run
 from engine.train import fixed_test_batch
 from tests.apptest import add_run, media_bytes, plotly_values, render_page, rerun, texts, train_tiny, walk
@@ -144,12 +143,16 @@ def test_the_sweep_button_submits_the_missing_runs(runs_dir, tiny_runs):
                       if (m, k) != ("linear_ae", 8))
     assert submitted == expected
     for run in new:
-        settings = pca_vs_ae.SWEEP_TRAIN[run.config["model"]]
-        assert {k: run.config["train"][k] for k in settings} == settings
+        model, k = run.config["model"], run.config["model_config"]["latent_dim"]
+        settings = pca_vs_ae.sweep_train(model, k)
+        assert {key: run.config["train"][key] for key in settings} == settings
+        assert run.config["name"] == f"sweep: {model}, k = {k}" and settings["steps"] >= 1500
+    assert pca_vs_ae.sweep_train("ae", 64)["steps"] > pca_vs_ae.sweep_train("ae", 16)["steps"]
     assert "training or queued" in texts(at.caption) and at.button(key="pcae_sweep").label == "Sweep running…"
-    manager = JobManager(runs_dir, poll_interval=None)
-    for run in new:  # real worker processes: stop them and let them exit before tmp goes
-        manager.cancel(run.id)
+    # cancelling: one button stops every run of the sweep still queued or training
+    assert at.button(key="pcae_cancel").label == f"Cancel the sweep ({len(new)} left)"
+    at.button(key="pcae_cancel").click()
+    rerun(at)
     deadline = time.monotonic() + 120
     while any(r.status().state not in FINISHED for r in new) and time.monotonic() < deadline:
         time.sleep(0.3)

@@ -68,11 +68,12 @@ def test_the_form_renders_every_reconstruction_model_with_its_defaults(runs_dir)
         cls = MODELS[name]
         assert at.query_params["model"] == name
         assert cls.description in texts(at.markdown)
-        helps = {s.name: s.help for s in describe(cls.config_cls)}
+        declared = {s.name: s for s in describe(cls.config_cls)}
         for f in dataclasses.fields(cls.config_cls):
-            w = widget(at, f"train_{name}_{f.name}")
-            assert w.label == f.name and w.value == shown(getattr(cls.config_cls(), f.name)), (name, f.name)
-            assert w.help == helps[f.name]
+            w, s = widget(at, f"train_{name}_{f.name}"), declared[f.name]
+            assert w.label == s.label and w.value == shown(getattr(cls.config_cls(), f.name)), (name, f.name)
+            assert s.label != f.name and s.label[0].isupper(), f"{name}.{f.name} has no human label"
+            assert w.help.startswith(s.help) and f"--set {f.name}=" in w.help
         train = {**asdict(TrainConfig()), **cls.train_defaults}
         for key in ("batch_size", "lr", "weight_decay", "seed"):
             assert widget(at, f"train_{name}_t_{key}").value == pytest.approx(train[key]), (name, key)
@@ -98,16 +99,18 @@ def test_submitting_starts_a_run_with_the_chosen_settings(runs_dir):
     widget(at, "train_ae_t_batch_size").set_value(200)
     widget(at, "train_ae_t_seed").set_value(7)
     widget(at, "train_ae_t_classes").set_value("3, 5")
+    widget(at, "train_ae_name").set_value("  tiny   bce AE ")  # issue 10: runs were known only by their ids
     submit(at)
     assert not at.exception and not at.error, texts(at.error)
     (run,) = list_runs(runs_dir)
     config = run.config
-    assert config["model"] == "ae" and config["dataset"] == "mnist-5k"
+    assert config["model"] == "ae" and config["dataset"] == "mnist-5k" and config["name"] == "tiny bce AE"
     assert config["model_config"] | {"latent_dim": 6, "hidden": [24, 12], "loss": "bce"} == config["model_config"]
     assert config["train"] | {"epochs": 1, "seconds": 20.0, "batch_size": 200, "seed": 7, "classes": [3, 5],
                               "lr": 1e-3} == config["train"]
     assert at.selectbox(key="train_run").value == run.id and at.query_params["run"] == run.id
-    assert run.id in texts(at.markdown)
+    assert run.id in texts(at.markdown) and "tiny bce AE" in texts(at.markdown)
+    assert at.dataframe[0].value.iloc[0]["name"] == "tiny bce AE"  # the gallery's name column
     assert wait_finished(run) == "done", run.status()
     at.run()
     assert "State:** done" in texts(at.markdown)

@@ -18,9 +18,9 @@ NAME = "tiny_ae"
 
 @dataclass
 class TinyAEConfig(AEConfig):
-    latent_dim: int = setting(4, "size of the code z")
-    width: int = setting(16, "the one hidden layer's width, each way")
-    activation: Activation = setting("elu", "non-linearity of the hidden layer")
+    latent_dim: int = setting(4, "size of the code z", label="Latent size")
+    width: int = setting(16, "the one hidden layer's width, each way", label="Hidden width")
+    activation: Activation = setting("elu", "non-linearity of the hidden layer", label="Activation")
 
 
 class TinyAE(ReconstructionModel):

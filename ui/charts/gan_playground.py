@@ -29,8 +29,8 @@ def plane_figure(view: Toy2DView, scale: float) -> go.Figure:
     lim = [-LIM, LIM]
     fig.update_layout(height=500, margin=dict(l=10, r=10, t=10, b=10), uirevision="plane",
                       legend=dict(orientation="h", y=1.0, x=0.5, xanchor="center", yanchor="bottom"),
-                      xaxis=dict(range=lim, constrain="domain", zeroline=False),
-                      yaxis=dict(range=lim, scaleanchor="x", constrain="domain", zeroline=False))
+                      xaxis=dict(range=lim, constrain="domain", zeroline=False, title="x₁"),
+                      yaxis=dict(range=lim, scaleanchor="x", constrain="domain", zeroline=False, title="x₂"))
     return fig
 
 

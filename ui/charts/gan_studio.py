@@ -12,6 +12,7 @@ from plotly.colors import qualitative
 from engine.lab.gan_studio import Frame
 from engine.models import is_model
 from engine.runs import MetricsLog
+from ui.charts.axes import log_axis
 
 # -- the timeline ----------------------------------------------------------------------------------
 
@@ -26,7 +27,6 @@ class Curve:
 class Panel:
     title: str
     curves: tuple[Curve, ...]
-    log_y: bool = False
 
 
 def timeline_panels(model_name: str) -> list[Panel]:
@@ -137,7 +137,8 @@ def lr_figure(history: dict[str, tuple[list[int], list[float]]], step: int | Non
     if step is not None:
         fig.add_vline(x=step, **STEP_LINE)
     fig.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10), title=dict(text="Learning rates", font_size=14),
-                      xaxis_title="step", yaxis=dict(type="log", exponentformat="e"),
+                      xaxis_title="step",
+                      yaxis=log_axis([v for t in fig.data for v in t.y], title="learning rate (log scale)"),
                       legend=dict(orientation="h", y=1.15, x=1, xanchor="right"))
     return fig
 
@@ -152,7 +153,8 @@ def slow_motion_figure(frames: list[Frame], wasserstein: bool) -> go.Figure:
                      go.Scatter(x=ticks, y=[f.d_fake for f in frames], name=fake, mode="lines+markers",
                                 line=dict(color=_colour(1)))])
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis=dict(type="category", title="click"),
-                      yaxis=dict(range=None if wasserstein else [0, 1]),
+                      yaxis=dict(range=None if wasserstein else [0, 1],
+                                 title="critic score f (unbounded)" if wasserstein else "D's output: P(real)"),
                       title=dict(text="After each click", font_size=14),
                       legend=dict(orientation="h", y=1.15, x=1, xanchor="right"))
     return fig

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from engine.runs import MetricsLog
+from ui.charts.axes import log_axis
 
 GAN_LOSSES = {"train/d_loss": "D loss", "train/g_loss": "G loss"}  # a GAN run's two losses (a WGAN's critic too)
 LOSS_NAMES = {"train/loss": "train loss", "test/mse": "test MSE"}
@@ -41,11 +42,14 @@ def loss_figure(records) -> go.Figure | None:
         steps, values = zip(*points)
         fig.add_trace(go.Scatter(x=steps, y=values, name=LOSS_NAMES[key], mode=_mode(points),
                                  yaxis="y2" if two_axes and key == "test/mse" else "y"))
+    left = [v for key, pts in series.items() if not (two_axes and key == "test/mse") for _, v in pts]
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title=dict(text="Loss", font_size=14),
-                      xaxis_title="step", yaxis=dict(type="log", title="train loss" if two_axes else None),
+                      xaxis_title="step",
+                      yaxis=log_axis(left, title="train loss" if two_axes else "loss (log scale)"),
                       legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     if two_axes:
-        fig.update_layout(yaxis2=dict(type="log", title="test MSE", overlaying="y", side="right", showgrid=False))
+        fig.update_layout(yaxis2=log_axis([v for _, v in series["test/mse"]], title="test MSE", overlaying="y",
+                                          side="right", showgrid=False))
     return fig
 
 
@@ -92,7 +96,9 @@ def compare_figure(series: dict[str, list[dict]], x: str = "step") -> go.Figure 
             drawn += 1
     if not drawn:
         return None
-    fig.update_yaxes(type="log")
+    for row in (1, 2):
+        fig.update_yaxes(**log_axis([v for t in fig.data if t.yaxis == ("y" if row == 1 else "y2") for v in t.y]),
+                         row=row, col=1)
     fig.update_xaxes(title_text="step" if x == "step" else "seconds of training", row=2, col=1)
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=40, b=10), legend=dict(title_text="run"))
     return fig

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from engine.data.noise import LEVEL_HELP
+from engine.data.noise import LABELS, LEVEL_HELP
 from engine.lab.noise_lab import CHART_IMAGES, NOISY
 
-NOISE_LABELS = {"gaussian": "Gaussian", "salt_pepper": "salt-and-pepper", "masking": "masking",
-                "block": "occlusion"}
+NOISE_LABELS = LABELS  # engine.data.noise names each kind
 COLOURS = {"Denoising AE": "#2ca02c", "Autoencoder": "#1f77b4", "PCA": "#ff7f0e", NOISY: "#7f7f7f"}
 
 

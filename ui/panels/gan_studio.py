@@ -97,23 +97,43 @@ def gan_table() -> None:
 # -- the timeline ----------------------------------------------------------------------------------
 
 
-def timeline_step(steps: list[int]) -> int:
-    """The step to show: the link's, the slider's, the next one while playing, the newest while following."""
+def following(active: bool) -> bool:
+    """Whether the timeline follows the newest snapshot: while the run trains, unless the toggle is off."""
+    return active and st.session_state.get("gan_follow", True)
+
+
+def timeline_step(steps: list[int], active: bool) -> int:
+    """The step to show: the link's, the next one while playing, the newest while following, else the user's.
+
+    The step lives in the page's own state (`gan_at`), not in the slider's: every rerun request carries
+    the browser's widget values, and one sent by another fragment's timer before the browser heard of
+    the newest step would set the slider back to an older one (issue 10: the timeline stopped following).
+    So the slider is only a display while the page moves the step itself (following, playing) — it is
+    disabled then, and a disabled widget's reported change is ignored — and its on_change, a person
+    moving it, is the one way it sets the step.
+    """
     state = st.session_state
-    current = state.get("gan_step")
-    if current is None:
-        current = query_value("step", None, int)
+    at = state.get("gan_at")
+    if at is None:
+        at = query_value("step", None, int)
+        if at is not None and active:
+            state["gan_follow"] = False  # a link to a step: stay there (the toggle turns following back on)
     elif state.get("gan_playing"):
-        later = [s for s in steps if s > current]
+        later = [s for s in steps if s > at]
         if later:
-            current = later[0]
+            at = later[0]
         else:
             state["gan_playing"] = False  # the end: the next tick redraws the page, which stops the timer
-    elif current == state.get("gan_timeline_last"):
-        current = steps[-1]  # at the newest snapshot while training: follow the new ones
-    current = gan_lab.nearest_step(steps, current)
-    state["gan_step"], state["gan_timeline_last"] = current, steps[-1]
-    return current
+    elif following(active):
+        at = steps[-1]
+    at = gan_lab.nearest_step(steps, at)
+    state["gan_at"] = state["gan_step"] = at  # the slider shows it
+    return at
+
+
+def moved_slider() -> None:
+    """A person moved the step slider: show that step, stop playing."""
+    st.session_state.update(gan_at=st.session_state["gan_step"], gan_playing=False)
 
 
 def draw_grid(container, label: str, target: Run, snaps: list, step: int) -> None:
@@ -130,8 +150,11 @@ def draw_grid(container, label: str, target: Run, snaps: list, step: int) -> Non
                     caption=f"{label} · {target.id} · G(z) at step {snap.step:,}{near}")
 
 
-def timeline(run: Run, compare: Run | None) -> None:
-    """The fixed-z grid at a step (a slider and a play button), beside run B's; the curves; the judge's view."""
+def timeline(run: Run, compare: Run | None, active: bool = False) -> None:
+    """The fixed-z grid at a step (a slider and a play button), beside run B's; the curves; the judge's view.
+
+    active: run A (or B) is training: the timeline then follows its newest snapshot unless told not to.
+    """
     if st.session_state.get("gan_timer") == "play" and not st.session_state.get("gan_playing"):
         st.rerun()  # playing stopped (the end, or the slider moved): the page drops the fast timer
     if gone(run):
@@ -149,16 +172,22 @@ def timeline(run: Run, compare: Run | None) -> None:
         st.info(f"Run {run.id} has no sample grid yet: the first one is written as training starts.")
         return
     playing = st.session_state.get("gan_playing", False)
-    current = timeline_step(steps)
-    play, slider = st.columns([1, 7], vertical_alignment="bottom")
+    current = timeline_step(steps, active)
+    play, slider, *follow = st.columns([1, 6, 2] if active else [1, 7], vertical_alignment="bottom")
     if play.button("Pause" if playing else "Play", key="gan_play", width="stretch",
                    icon=":material/pause:" if playing else ":material/play_arrow:"):
         st.session_state["gan_playing"] = not playing
         if not playing and current == steps[-1]:
-            st.session_state["gan_step"] = steps[0] - 1  # play from the start: the next frame is the first
+            st.session_state["gan_at"] = steps[0] - 1  # play from the start: the next frame is the first
         st.rerun()  # the page sets the fragment's timer
+    if active:
+        st.session_state.setdefault("gan_follow", True)
+        follow[0].toggle("Follow training", key="gan_follow",
+                         help="Show each new snapshot as training writes it; turn off to scrub with the slider")
+    moving = st.session_state.get("gan_playing", False) or following(active)  # after timeline_step: play may have ended
     slider.select_slider("Step", options=steps, key="gan_step", format_func=lambda s: f"{int(s):,}",
-                         on_change=lambda: st.session_state.update(gan_playing=False))
+                         on_change=moved_slider, disabled=moving,
+                         help="Pause, or turn off Follow training, to move it" if moving else None)
     set_query(step=current)
 
     cols = st.container(key="gan_timeline_grids").columns(2)
@@ -201,11 +230,18 @@ def judged(label: str, dataset_name: str, records: list[dict], step: int, beside
               help="inception-style score (higher is better)")
     m3.metric(f"{label}: classes", fmt(line.get("judge/classes_covered"), ".0f"),
               help="classes with at least a few percent of the samples")
-    warning = gan_lab.collapse_warning(line)
+    share = gan_lab.fid_share(records, line)
+    warning = gan_lab.collapse_warning(line, share=share)
     if warning:
-        why = (" This is the untrained generator: its samples are all alike until it learns." if line["step"] == 0
-               else " The generator found a few kinds of image that fool D and stopped exploring the others.")
-        numbers.warning(f"{label}: {warning}{why}", icon=":material/warning:")
+        numbers.warning(f"{label}: {warning} The generator found a few kinds of image that fool D and stopped "
+                        "exploring the others.", icon=":material/warning:")
+    elif int(line["step"]) == 0:
+        numbers.caption(f"{label}: the untrained generator. Its samples are noise, which the judge files under "
+                        "a class or two; the histogram means something once it has learned.")
+    elif share is not None and share > gan_lab.LEARNED_FID_SHARE:
+        numbers.caption(f"{label}: not learned yet. FID is {share:.0%} of the untrained generator's; until it "
+                        f"falls below {gan_lab.LEARNED_FID_SHARE:.0%}, few classes in the histogram mean blurry "
+                        "samples, not mode collapse.")
     hist = gan_lab.class_histogram(line)
     if hist:
         title = f"{label}: the judge's classes of the samples, step {int(line['step']):,}"
@@ -227,7 +263,7 @@ def slow_motion(run: Run) -> None:
         if gone(run):
             return
         try:
-            sm = gan_lab.SlowMotion(run, st.session_state.get("gan_step"), dataset_tensors(run.config["dataset"]))
+            sm = gan_lab.SlowMotion(run, st.session_state.get("gan_at"), dataset_tensors(run.config["dataset"]))
         except ERRORS as e:
             st.error(f"Cannot load a checkpoint of run {run.id}: {e}")
             return
@@ -302,7 +338,7 @@ def learning_rates(run: Run) -> None:
     if applied:
         st.caption("Last change applied by the trainer: "
                    + ", ".join(f"{k} = {fmt(v, 'g')}" for k, v in applied.items()))
-    fig = gan_charts.lr_figure(history, st.session_state.get("gan_step"))
+    fig = gan_charts.lr_figure(history, st.session_state.get("gan_at"))
     if fig is None:
         st.caption("No learning rates logged yet.")
     else:
