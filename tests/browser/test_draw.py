@@ -152,7 +152,7 @@ def test_the_canvas_toolbar_is_in_plain_sight_and_a_stroke_from_the_top_strip_co
     assert_no_exception(page)
 
     # Clear: an empty canvas, and the page asks for a drawing again
-    page.get_by_role("button", name="Clear").click()
+    page.get_by_role("button", name="Clear", exact=True).click()
     expect(page.get_by_text("Draw a digit in the black square")).to_be_visible(timeout=30_000)
     wait_until_idle(page)
     assert shown_images(page) != first
