@@ -108,6 +108,11 @@ def test_pca_map_matches_the_engine_and_the_link(runs_dir, ae_run, data):
 
     assert metric(at, "in z") == pytest.approx(maps.map_knn_accuracy(ref.z, ref.y), abs=6e-4)
     assert metric(at, "on the PCA map") == pytest.approx(maps.map_knn_accuracy(xy, ref.y), abs=6e-4)
+    # issue 10: the map's kNN says its protocol, and the run's own (different) number is shown and explained
+    assert "leave-one-out" in texts(at.markdown)
+    own = Run(ae_run).status().final_metrics["knn_accuracy"]
+    (caption,) = [str(c.value) for c in at.caption if "The run's own kNN accuracy" in str(c.value)]
+    assert f"**{own:.1%}**" in caption and "4,000 training images" in caption and "1,000 test images" in caption
     assert "Select a point" in texts(at.info)
 
     # the replay: one frame per checkpoint (at most 12), the last frame the PCA map of the last checkpoint
