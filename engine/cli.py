@@ -105,6 +105,7 @@ def cmd_resume(args) -> int:
     from engine.train import train_run
 
     run = find_run(args.run, args.runs_dir)
+    _ = run.config  # a damaged config.json: say so before touching the run
     state = run.mark_if_dead()
     if state not in RESUMABLE:
         raise ValueError(f"run {run.id} is {state}; only {', '.join(RESUMABLE)} runs can be resumed")
@@ -162,7 +163,10 @@ def cmd_runs(args) -> int:
     from engine.runs import list_runs
 
     for run in list_runs(args.runs_dir):
-        run.mark_if_dead()
+        try:
+            run.mark_if_dead()
+        except (ValueError, OSError):  # a damaged status.json that cannot be rewritten: summary says why
+            pass
         _print_json(run.summary())
     return 0
 

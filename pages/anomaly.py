@@ -17,6 +17,7 @@ from ui.sidebar import usable_dataset
 from ui.text import explain
 from ui.urlstate import query_value, set_query
 from ui.widgets import log_grid, snap
+from ui.escape import md
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
@@ -91,7 +92,7 @@ normal = tuple(loaded.train_classes)
 try:
     result = analysis_of(loaded.path, loaded.token, normal, loaded)
 except ValueError as e:
-    st.error(f"Cannot score run {run.id}: {e}")
+    st.error(f"Cannot score run {run.id}: {md(e)}")
     st.stop()
 ev = result.evaluation
 normal_names = ", ".join(classes[c] for c in normal)

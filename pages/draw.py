@@ -22,6 +22,7 @@ from ui.runs import need_model, run_config, run_label, run_name, usable_runs
 from ui.sidebar import usable_dataset
 from ui.text import explain, percent
 from ui.urlstate import query_value, set_query
+from ui.escape import md, md_quote
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
@@ -62,10 +63,10 @@ if best is not None and len(runs) > 1:
     st.session_state["draw_best"] = best
 why = st.session_state.get("draw_best")
 if why is not None and chosen == [why.run_id]:
-    left.caption(f"Opened on {run_name(by_id[why.run_id])}: {why.reason}. Add or swap models above.")
+    left.caption(f"Opened on {md(run_name(by_id[why.run_id]))}: {why.reason}. Add or swap models above.")
 if st.query_params.get("run") and not linked:
-    st.warning(f"There is no autoencoder run {st.query_params['run']!r} on {dataset.name}; showing "
-               f"{', '.join(chosen)} instead.")
+    st.warning(f"There is no autoencoder run {md_quote(st.query_params['run'])} on {dataset.name}; showing "
+               f"{md(', '.join(chosen))} instead.")
 if not chosen:
     st.info("Pick at least one model above.")
     st.stop()
@@ -107,7 +108,7 @@ def upload_input():
     try:
         x = from_image_bytes(file.getvalue())
     except PreprocessError as e:
-        st.error(f"Cannot use {file.name}: {e}")
+        st.error(f"Cannot use {md(file.name)}: {md(e)}")
         return None
     st.session_state["drawing"] = x
     return x
@@ -174,19 +175,19 @@ def draw_panel(source: str) -> None:
         show_image(a.x, "x", scale=6, container=cols[0])
         show_image(rec.x_hat, "x̂", scale=6, container=cols[1])
         cols[2].image(error_png(rec.error, scale=6), caption="|x − x̂|")
-        cols[3].markdown(f"**{rec.run_id}** · {by_id[rec.run_id].config['model']}  \n"
+        cols[3].markdown(f"**{md(rec.run_id)}** · {md(by_id[rec.run_id].config['model'])}  \n"
                          f"MSE **{rec.mse:.4f}** · higher than {percent(rec.percentile)} of the test images  \n"
                          ":gray[error map: black = 0, yellow = 1]")
 
     z_col, nn_col, score_col = st.columns(3, gap="medium")
-    z_col.markdown(f"**The code z** ({first.run_id}, latent_dim {first.latent_dim})")
+    z_col.markdown(f"**The code z** ({md(first.run_id)}, latent_dim {first.latent_dim})")
     z_col.plotly_chart(draw_latent_figure(a.z), config={"displayModeBar": False}, key="draw_latent")
     nn_col.markdown("**Nearest training images** in latent space")
     neighbours = data.x_train[a.neighbours.tolist(), 0].numpy()
     show_image(neighbours, scale=3, container=nn_col)
     nn_col.caption("distance ‖z − zᵢ‖: " + ", ".join(f"{d:.2f}" for d in a.distances) + (
         "  \nclass: " + ", ".join(data.classes[int(data.y_train[i])] for i in a.neighbours) if data.classes else ""))
-    score_col.markdown(f"**Anomaly score** among the test images ({first.run_id})")
+    score_col.markdown(f"**Anomaly score** among the test images ({md(first.run_id)})")
     score_col.plotly_chart(draw_score_figure(split_errors(first), a.reconstructions[0].mse),
                            config={"displayModeBar": False}, key="draw_score")
 

@@ -21,6 +21,7 @@ from ui.runs import need_model, pick_run, run_config, run_label, usable_runs
 from ui.sidebar import selected_dataset
 from ui.text import explain
 from ui.urlstate import query_value, set_query
+from ui.escape import md, md_quote
 
 LIMIT = 3.0  # slider range, ± standard deviations of the codes along each direction
 SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -58,7 +59,7 @@ if not runs:
     st.stop()
 linked_run = st.query_params.get("run")
 if linked_run and linked_run not in {r.id for r in runs}:
-    st.warning(f"There is no autoencoder run {linked_run!r} on {dataset_name} with a checkpoint; "
+    st.warning(f"There is no autoencoder run {md_quote(linked_run)} on {dataset_name} with a checkpoint; "
                "showing the newest run instead.")
 run = pick_run(runs, key="explorer_run", prefer=fills_every_panel,
                prefer_why="a VAE with a 2-number code, which fills every panel here (sliders, prior samples, "
@@ -235,7 +236,7 @@ else:
     st.subheader("The 2-D manifold")
     two_d = [r for r in runs if ((run_config(r) or {}).get("model_config") or {}).get("latent_dim") == 2]
     if two_d:
-        st.caption(f"The manifold grid needs a 2-number code: {run_label(two_d[0])} has one. Pick it above.")
+        st.caption(f"The manifold grid needs a 2-number code: {md(run_label(two_d[0]))} has one. Pick it above.")
     else:
         model, model_config, train = demo_settings("vae_2d")
         need_model(f"A {loaded.latent_dim}-number code cannot be laid out on a page, so there is no manifold grid "

@@ -15,6 +15,7 @@ from ui.charts.gan_playground import REAL, canvas_background_image, canvas_point
 from ui.entry import ensure_app
 from ui.text import explain
 from ui.urlstate import query_value, set_query
+from ui.escape import md
 
 TICK_S = 0.3  # seconds between frames while playing
 LRS = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2)
@@ -64,7 +65,7 @@ def drawn_points(container) -> list | None:
         try:
             stored = toy2d.points_from_text(st.query_params["points"]).tolist()
         except ValueError as e:
-            container.warning(f"The link's points cannot be used: {e}.")
+            container.warning(f"The link's points cannot be used: {md(e)}.")
     left, right = container.columns([1, 2], vertical_alignment="center")
     with left:
         result = st_canvas(drawing_mode="point", point_display_radius=4, stroke_width=1, stroke_color=REAL,
@@ -75,7 +76,7 @@ def drawn_points(container) -> list | None:
         try:
             stored = toy2d.validate_points(drawn).tolist()
         except ValueError as e:
-            right.warning(f"Cannot learn these points: {e}."
+            right.warning(f"Cannot learn these points: {md(e)}."
                           + (f" Still learning your previous {len(stored)} points." if stored else ""))
     if stored is None:
         if not drawn:

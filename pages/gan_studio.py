@@ -21,6 +21,7 @@ from ui.run_panel import ERRORS, live_run_panel, signature
 from ui.sidebar import selected_dataset
 from ui.text import explain
 from ui.urlstate import set_query
+from ui.escape import md, md_quote
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
@@ -62,7 +63,7 @@ with st.expander("Start a GAN run", icon=":material/rocket_launch:"):
 try:
     runs = gan_lab.gan_runs(jm.runs())
 except ERRORS as e:
-    st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
+    st.error(f"Cannot list the runs: {md(e)}")
     st.stop()
 summaries = [r.summary() for r in runs]
 st.session_state[gan_ui.SIGNATURE_KEY] = signature(summaries)
@@ -88,7 +89,7 @@ if not runs:
         try:
             starter = jm.submit(model, dataset.name, model_config, train, name="short DCGAN")
         except Exception as e:
-            st.error(f"Could not start training: {e}")
+            st.error(f"Could not start training: {md(e)}")
         else:
             show_new(starter)
     gan_ui.gan_table()  # drawn anyway: its poll notices a run started elsewhere
@@ -102,8 +103,8 @@ for param, what, instead in (("run", "run", "the newest GAN run"), ("compare", "
     linked = st.query_params.get(param)
     if linked and linked not in by_id and f"gan_{param}_warned" not in st.session_state:
         st.session_state[f"gan_{param}_warned"] = True  # once: the picker takes over from the link
-        st.warning(f"There is no GAN {what} {linked!r} in {jm.runs_dir}: it was deleted, or the link comes from "
-                   f"another server. Showing {instead} instead.")
+        st.warning(f"There is no GAN {what} {md_quote(linked)} in this server's runs folder: it was deleted, or the "
+                   f"link comes from another server. Showing {instead} instead.")
 # Plain ids as labels: a keyed selectbox keeps its value by label, and a label with the state would change.
 left, right = st.columns(2)
 if st.session_state.get("gan_run") not in by_id:
@@ -122,7 +123,7 @@ compare = by_id.get(compare_id)
 try:
     config = run.config
 except ERRORS as e:  # deleted or damaged since the listing
-    st.warning(f"Run {run.id} cannot be read: {e}")
+    st.warning(f"Run {run.id} cannot be read: {md(e)}")
     st.stop()
 conditional = gan_lab.is_conditional(config)
 if not conditional:
@@ -138,7 +139,7 @@ gan_ui.gan_table()
 st.subheader("Timeline")
 g_loss = config["model_config"].get("g_loss", "")
 explain("gan_studio", "timeline")
-st.markdown(f"Run A is a `{config['model']}` with the **{str(g_loss).replace('_', '-')}** generator loss:")
+st.markdown(f"Run A is a {md(config['model'])} with the **{md(str(g_loss).replace('_', '-'))}** generator loss:")
 for formula in formulas(config["model"]):
     st.latex(formula)
 explain("gan_studio", "judge")

@@ -12,6 +12,7 @@ from ui.navigation import tour
 from ui.resources import job_manager
 from ui.run_panel import live_run_panel, run_summaries, runs_table
 from ui.sidebar import selected_dataset
+from ui.escape import md, md_quote
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
@@ -53,7 +54,7 @@ if clicked:
     try:
         run = jm.submit(model, dataset.name, model_config, train, name="starter")
     except Exception as e:
-        st.error(f"Could not start the starter run: {e}")
+        st.error(f"Could not start the starter run: {md(e)}")
     else:
         st.session_state["home_run"] = run.id
         st.toast(f"Started {run.id}", icon=":material/rocket_launch:")
@@ -63,8 +64,8 @@ summaries = run_summaries()
 ids = [s["id"] for s in summaries]
 linked = st.query_params.get("run")
 if linked and linked not in ids and "home_run" not in st.session_state:
-    st.error(f"There is no run {linked!r} in {jm.runs_dir}: it was deleted, or the link comes from another "
-             "server." + (" Showing the latest run instead." if ids else ""))
+    st.error(f"There is no run {md_quote(linked)} in this server's runs folder: it was deleted, or the link comes "
+             "from another server." + (" Showing the latest run instead." if ids else ""))
 if not ids:
     st.query_params.pop("run", None)
     st.info("No runs yet. Click **Train a starter model** above, or train one from a terminal, e.g. "

@@ -25,6 +25,7 @@ from ui.runs import need_model, pick_run, usable_runs
 from ui.sidebar import selected_dataset
 from ui.text import explain
 from ui.urlstate import query_value, set_query
+from ui.escape import md
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
@@ -114,7 +115,7 @@ if method != "pca":
     try:
         projection = jobs.result(key) or projection
     except Exception as e:
-        st.error(f"The {maps.METHODS[method]} map failed: {e}. Showing PCA.")
+        st.error(f"The {maps.METHODS[method]} map failed: {md(e)}. Showing PCA.")
         if st.button("Try again", key="map_retry"):
             jobs.discard(key)
             st.rerun()
@@ -137,7 +138,7 @@ if drawing is not None and getattr(drawing, "shape", None) == (28, 28) and not l
     try:
         placed = projection.place(z_draw)[0]
     except Exception as e:
-        st.warning(f"Could not place your drawing on the {maps.METHODS[projection.method]} map: {e}")
+        st.warning(f"Could not place your drawing on the {maps.METHODS[projection.method]} map: {md(e)}")
 
 map_col, side_col = st.columns([3, 2], gap="medium")
 side = side_col.container(key="map_selection")
@@ -207,7 +208,7 @@ else:
     try:
         frames, y_replay = replay(str(run.path), tuple(frame_steps), dataset.name)
     except (RunError, OSError, ValueError) as e:
-        st.warning(f"Cannot replay this run right now ({e}); a checkpoint may have been thinned out while "
+        st.warning(f"Cannot replay this run right now ({md(e)}); a checkpoint may have been thinned out while "
                    "training. Reload in a moment.")
     else:
         st.plotly_chart(replay_figure(frames, frame_steps, y_replay, ds.classes), key="map_replay")

@@ -20,6 +20,7 @@ from ui.runs import need_model, pick_run, run_config, usable_runs
 from ui.sidebar import usable_dataset
 from ui.text import explain
 from ui.urlstate import query_value, set_query
+from ui.escape import md
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
@@ -51,7 +52,7 @@ for column, (param, title, which, demo) in zip(st.columns(3), SLOTS):
                        key=f"noise_need_{param}", button=button, name=title)
             continue
         if param != "pca":
-            st.caption(f"Trained on {noise_lab.trained_on(run_config(run) or {})}.")
+            st.caption(f"Trained on {md(noise_lab.trained_on(run_config(run) or {}))}.")
         loaded = loaded_run(run)
         if loaded is not None:
             models[title] = loaded.model
@@ -113,7 +114,7 @@ def lab(models: dict, key: tuple) -> None:
         out = noise_lab.denoise(models, x, kind, level, seed)
         levels, table = psnr_chart_table(dataset.name, kind, key, models)
     except (ValueError, RuntimeError) as e:  # a damaged checkpoint, a drawing of the wrong shape…
-        st.error(f"Cannot run the models on this image: {e}")
+        st.error(f"Cannot run the models on this image: {md(e)}")
         return
     cells = [("clean", "clean x", out.x, None), ("noisy", "noisy x̃", out.x_noisy, out.noisy_psnr)]
     cells += [(param, f"{title} x̂", out.outputs.get(title), out.psnr.get(title)) for param, title, *_ in SLOTS]

@@ -18,6 +18,7 @@ from ui.runs import pick_run, usable_runs
 from ui.sidebar import usable_dataset
 from ui.text import explain
 from ui.urlstate import query_value, set_query
+from ui.escape import md
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
@@ -48,7 +49,7 @@ def cancel_sweep(run_ids: list[str]) -> None:
         try:
             job_manager().cancel(run_id)
         except Exception as e:  # finished or deleted meanwhile: nothing left to stop
-            st.toast(f"Run {run_id}: {e}")
+            st.toast(f"Run {md(run_id)}: {md(e)}")
 
 
 def sweep_panel() -> None:
@@ -68,7 +69,7 @@ def sweep_panel() -> None:
                 job_manager().submit(model, dataset.name, {"latent_dim": k}, lab.sweep_train(model, k),
                                      name=lab.sweep_run_name(model, k))
         except Exception as e:
-            st.error(f"Could not start the sweep: {e}")
+            st.error(f"Could not start the sweep: {md(e)}")
         else:
             st.rerun(scope="app")  # redraw with the live panel
     if sweeping:
@@ -130,7 +131,7 @@ def same_size_panel(sizes: list[int]) -> None:
     try:
         pca = pca_fit(dataset.name, max(PCA_FIT, k)).truncate(k)
     except ValueError as e:  # a small dataset of the user's: fewer images than directions
-        st.error(f"Cannot fit PCA with {k} directions on {dataset.name}: {e}")
+        st.error(f"Cannot fit PCA with {k} directions on {dataset.name}: {md(e)}")
         return
     models = {f"PCA, k = {k}": pca}
     linear = loaded_run(runs["lin"]) if runs["lin"] else None

@@ -19,6 +19,7 @@ from ui.resources import job_manager
 from ui.run_panel import ERRORS, live_run_panel, run_summaries, runs_table
 from ui.text import explain
 from ui.urlstate import query_value, set_query
+from ui.escape import md, md_quote
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
 
@@ -70,7 +71,7 @@ else:
     linked = st.query_params.get("run")
     if st.session_state.get("train_run") not in ids:
         if linked and linked not in ids:
-            st.warning(f"There is no run {linked!r}; showing the latest run instead.")
+            st.warning(f"There is no run {md_quote(linked)}; showing the latest run instead.")
         st.session_state["train_run"] = linked if linked in ids else ids[0]
     selected = st.selectbox("Run", ids, key="train_run")
     set_query(run=selected)
@@ -129,7 +130,7 @@ def compare_panel() -> None:
         try:
             records[label(rid)] = Run(jm.runs_dir / rid).metrics()
         except ERRORS as e:
-            st.warning(f"Run {rid} cannot be read: {e}")
+            st.warning(f"Run {md(rid)} cannot be read: {md(e)}")
     fig = compare_figure(records, "elapsed" if by_time else "step")
     if fig is None:
         st.caption("None of these runs has logged a step yet.")

@@ -23,6 +23,17 @@ def _help(s: Setting) -> str:
     return f"{s.help}  \n`{s.name}` in config.json and on the command line (`--set {s.name}=…`)"
 
 
+def _bounds(s: Setting, cast) -> dict:
+    """The declared range as a number input's min_value / max_value (inclusive bounds only: a strict one, such as
+    lr > 0, is left to the engine's check, which says why)."""
+    out = {}
+    if s.low is not None and not s.low_open:
+        out["min_value"] = cast(s.low)
+    if s.high is not None and not s.high_open:
+        out["max_value"] = cast(s.high)
+    return out
+
+
 def setting_input(s: Setting, key: str):
     """The widget for one setting (its kind picks it), labelled with its human name, keyed `key`.
 
@@ -43,11 +54,12 @@ def setting_input(s: Setting, key: str):
         return st.text_input(label, s.default or "", key=key, help=help)
     if s.kind == "int":
         return st.number_input(label, value=s.default, step=1, key=key, help=help,
-                               placeholder=empty if s.optional else None)
+                               placeholder=empty if s.optional else None, **_bounds(s, int))
     # float: %g shows 0.001 and 3e-05 as written, not rounded to 0.00
     step = 10 ** math.floor(math.log10(abs(s.default))) if s.default else 0.1
     return st.number_input(label, value=None if s.default is None else float(s.default), step=float(step),
-                           format="%g", key=key, help=help, placeholder=empty if s.optional else None)
+                           format="%g", key=key, help=help, placeholder=empty if s.optional else None,
+                           **_bounds(s, float))
 
 
 def settings_inputs(settings: list[Setting], key: str, ncol: int = 3) -> dict:

@@ -16,6 +16,7 @@ from engine.data import DatasetInfo, list_datasets, load_dataset
 from engine.device import describe_device, resolve_device
 from engine.runs import Run, RunError, default_runs_dir
 from engine.runs.jobs import JobManager, get_manager
+from ui.escape import md
 
 if TYPE_CHECKING:
     from engine.runs.loaded import LoadedRun
@@ -111,7 +112,7 @@ def loaded_run(run: Run, step: int | None = None) -> LoadedRun | None:
                            + " yet; wait for training to save one")
         return loaded_at(str(run.path), token)  # the token is in the key: a new checkpoint reloads
     except (RunError, OSError, ValueError, KeyError) as e:
-        st.error(f"Cannot load run {run.id}: {e}")
+        st.error(f"Cannot load run {md(run.id)}: {md(e)}")
         return None
 
 

@@ -15,6 +15,7 @@ from ui.charts.losses import loss_figure
 from ui.images import read_image
 from ui.resources import job_manager
 from ui.text import fmt, state_icon
+from ui.escape import md
 
 SIGNATURE_KEY = "runs_signature"
 CONFIRM_DELETE_KEY = "run_panel_confirm_delete"  # the run id whose deletion awaits a yes
@@ -30,6 +31,7 @@ GALLERY_COLUMNS = {
                                               help="mean ‖x − x̂‖² per pixel on the test split "
                                                    "(lower is better)"),
     "PSNR (dB)": st.column_config.NumberColumn("PSNR (dB)", format="%.1f"),
+    "damaged": st.column_config.TextColumn("damaged", help="why a run cannot be read (a damaged or missing file)"),
     "kNN acc": st.column_config.NumberColumn("kNN acc", format="percent",
                                              help="a 5-nearest-neighbour classifier fitted on the train split's "
                                                   "codes z, scored on the test split's: how well the codes tag "
@@ -51,7 +53,7 @@ def run_summaries() -> list[dict]:
     try:
         summaries = [r.summary() for r in jm.runs()]
     except ERRORS as e:
-        st.error(f"Cannot list the runs in {jm.runs_dir}: {e}")
+        st.error(f"Cannot list the runs: {md(e)}")
         st.stop()
     st.session_state[SIGNATURE_KEY] = signature(summaries)
     return summaries
@@ -63,20 +65,30 @@ def runs_table() -> None:
     try:
         summaries = [r.summary() for r in job_manager().runs()]
     except ERRORS as e:  # e.g. a run folder deleted between listing and reading it: try again next tick
-        st.error(f"Cannot list the runs: {e}")
+        st.error(f"Cannot list the runs: {md(e)}")
         return
     if signature(summaries) != st.session_state.get(SIGNATURE_KEY):
         st.rerun()  # a run appeared, vanished or changed state: refresh the picker and the panel too
     if summaries:
-        st.dataframe([gallery_row(s) for s in summaries], column_config=GALLERY_COLUMNS, hide_index=True,
+        st.dataframe([table_row(s) for s in summaries], column_config=GALLERY_COLUMNS, hide_index=True,
                      placeholder="–")
+
+
+def table_row(summary: dict) -> dict:
+    """gallery_row, with a damaged run's state reading "damaged" and the reason in its own column."""
+    row = gallery_row(summary)
+    damaged = summary.get("damaged")
+    if damaged:
+        row["state"] = "damaged"
+    row["damaged"] = damaged
+    return row
 
 
 def act(action, run_id: str, verb: str) -> None:
     try:
         action(run_id)
     except ERRORS as e:
-        st.error(f"Could not {verb} run {run_id}: {e}")
+        st.error(f"Could not {verb} run {md(run_id)}: {md(e)}")
     else:
         st.rerun()
 
@@ -90,7 +102,7 @@ def run_panel(run_id: str, drawn_state: str) -> None:
             run = Run(jm.runs_dir / run_id)
             config, status = run.config, run.status()
         except ERRORS as e:
-            st.error(f"Run {run_id} cannot be shown: {e}")
+            st.error(f"Run {md(run_id)} cannot be shown: {md(e)}")
         else:
             state, readable = status.state, True
             if state != drawn_state:
@@ -98,7 +110,7 @@ def run_panel(run_id: str, drawn_state: str) -> None:
             try:
                 draw_run(run, config, status)
             except Exception as e:
-                st.error(f"Run {run_id} is damaged and cannot be drawn: {type(e).__name__}: {e}")
+                st.error(f"Run {md(run_id)} is damaged and cannot be drawn: {type(e).__name__}: {md(e)}")
         run_buttons(run_id, state, resumable=readable and state in RESUMABLE)
 
 
@@ -106,21 +118,26 @@ def draw_run(run: Run, config: dict, status: RunStatus) -> None:
     state = status.state
     latent_dim = config["model_config"].get("latent_dim")
     name = config.get("name") if isinstance(config.get("name"), str) else None
-    st.markdown(f"#### {name} · `{run.id}`" if name else f"#### {run.id}")
+    st.markdown(f"#### {md(name, 120)} · {md(run.id)}" if name else f"#### {md(run.id)}")
     imported = config.get("imported") if isinstance(config.get("imported"), dict) else {}
-    st.caption(f"{config['model']} · latent_dim {latent_dim} · {config['dataset']} · "
-               f"{status.device or 'device not chosen yet'}"
-               + (f" · imported from run {imported.get('from')}" if imported else ""))
+    st.caption(f"{md(config['model'])} · latent_dim {md(latent_dim)} · {md(config['dataset'], 120)} · "
+               f"{md(status.device or 'device not chosen yet')}"
+               + (f" · imported from run {md(imported.get('from'), 120)}" if imported else ""))
     st.markdown(f"{state_icon(state)} **State:** {state} · step {status.step:,} · epoch {status.epoch}")
     place = job_manager().queue().get(run.id) if state == "queued" else None  # reads every run: only when queued
     st.progress(status.progress, text=progress_line(status, config, place))
     error = (status.error or "").strip()
     if error and state in ("failed", "interrupted", "cancelled"):
-        (st.error if state == "failed" else st.warning)(error.splitlines()[0])
+        (st.error if state == "failed" else st.warning)(md(error.splitlines()[0]))
         if "\n" in error:
             with st.expander("Details"):
                 st.code(error, language=None)
 
+    problem = run.problem()
+    if problem and not status.damaged:  # a damaged status.json said so above
+        st.error(f"This run is damaged: {md(problem)}", icon=":material/broken_image:")
+    elif (note := run.problem_note()) is not None:
+        st.info(f"The pages use an older checkpoint: {md(note)}", icon=":material/history:")
     gan = is_gan_config(config)
     snaps = {kind: run.snapshots(kind) for kind in ("recon", "samples")}
     images = [("real images (the training split)" if gan else "x: inputs (a fixed test batch)",
@@ -201,7 +218,7 @@ def progress_line(status: RunStatus, config: dict, place: QueuePlace | None) -> 
     if status.state != "running":
         return f"{status.state.capitalize()} at step {status.step:,}."
     if status.phase and status.phase != "training":
-        return f"Preparing: {status.phase}."
+        return f"Preparing: {md(status.phase, 120)}."
     if not status.phase and status.step == 0:
         return "Starting: launching the training process."
     steps = train.get("steps")
@@ -216,7 +233,7 @@ def reconstruction_verdict(final: dict, latent_dim) -> str | None:
     ratio = final.get("mse_vs_pca")
     if not isinstance(ratio, (int, float)):
         return None
-    head = f"**{ratio:.2f}× PCA's test error** with the same {latent_dim} numbers per image: "
+    head = f"**{ratio:.2f}× PCA's test error** with the same {md(latent_dim)} numbers per image: "
     if ratio <= 0.7:
         return head + "the autoencoder clearly beats the best linear code."
     if ratio < 1:
@@ -242,7 +259,7 @@ def run_buttons(run_id: str, state: str, resumable: bool) -> None:
     """Cancel, resume and delete (with an inline confirmation: a popover re-mounts on every rerun)."""
     jm = job_manager()
     if st.session_state.get(CONFIRM_DELETE_KEY) == run_id:
-        st.warning(f"Delete run {run_id} and its checkpoints for good?")
+        st.warning(f"Delete run {md(run_id)} and its checkpoints for good?")
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", key="run_panel_delete_yes", type="primary", icon=":material/delete:",
                       width="stretch"):

@@ -7,6 +7,7 @@ import streamlit as st
 from engine.lab.choice import best_run
 from engine.models import is_model
 from engine.runs import FINISHED, Run, RunError
+from ui.escape import md
 from ui.resources import job_manager
 from ui.run_panel import progress_line
 from ui.sidebar import selected_dataset
@@ -32,6 +33,8 @@ def usable_runs(dataset: str | None = None, models=None, predicate=None, **wante
     wanted = wanted or {"encodes": True}
     out = []
     for run in job_manager().runs():
+        if run.problem() is not None:  # listed with why in the sidebar (ui.sidebar.damaged_runs_note)
+            continue
         config = run_config(run)
         if not config or not is_model(config.get("model"), **wanted):
             continue
@@ -41,7 +44,7 @@ def usable_runs(dataset: str | None = None, models=None, predicate=None, **wante
             continue
         if predicate is not None and not predicate(config):
             continue
-        if not run.checkpoints():
+        if run.checkpoint_token() is None:  # none saved yet (or none loads: then problem() said so)
             continue
         out.append(run)
     return out
@@ -54,9 +57,13 @@ def run_name(run: Run) -> str:
 
 
 def run_label(run: Run) -> str:
+    """A picker's line for a run (plain text: widgets' options are not Markdown)."""
     config = run_config(run) or {}
     mcfg = config.get("model_config", {})
-    state = run.summary().get("state", "?")
+    summary = run.summary()
+    if summary.get("damaged"):
+        return f"{run.id} · damaged: {summary['damaged'][:120]}"
+    state = summary.get("state", "?")
     extra = f", classes {config['train']['classes']}" if config.get("train", {}).get("classes") else ""
     return (f"{run_name(run)} · {config.get('model', '?')} · latent {mcfg.get('latent_dim', '?')}{extra}"
             + ("" if state == "done" else f" · {state}"))
@@ -86,7 +93,7 @@ def pick_run(runs: list[Run], key: str, label: str = "Model run", param: str = "
     chosen = container.selectbox(label, ids, key=key, format_func=lambda i: run_label(by_id[i]), help=help)
     why = st.session_state.get(f"{key}_why")
     if why and why[0] == chosen and len(ids) > 1:
-        container.caption(f"Opened on {run_name(by_id[chosen])}: {why[1]}. Pick another run above.")
+        container.caption(f"Opened on {md(run_name(by_id[chosen]))}: {why[1]}. Pick another run above.")
     set_query(**{param: chosen})
     return by_id[chosen]
 
@@ -101,7 +108,7 @@ def need_model(message: str, model: str, model_config: dict | None = None, train
         try:
             run = job_manager().submit(model, dataset.name, model_config or {}, train or {}, name=name)
         except Exception as e:
-            st.error(f"Could not start training: {e}")
+            st.error(f"Could not start training: {md(e)}")
         else:
             st.session_state[f"{key}_started"] = run.id
     started = st.session_state.get(f"{key}_started")
@@ -116,14 +123,14 @@ def _training_progress(run_id: str) -> None:
         run = Run(job_manager().runs_dir / run_id)
         status = run.status()
     except (RunError, OSError) as e:
-        st.error(f"Run {run_id}: {e}")
+        st.error(f"Run {md(run_id)}: {md(e)}")
         return
     state = status.state
     place = job_manager().queue().get(run_id) if state == "queued" else None
-    st.progress(status.progress, text=f"{run_id} · {progress_line(status, run.config, place)}")
+    st.progress(status.progress, text=f"{md(run_id)} · {progress_line(status, run.config, place)}")
     if state in FINISHED:
         if state != "done":
-            st.error(f"Run {run_id} {state}: {(status.error or 'no reason given').splitlines()[0]}")
+            st.error(f"Run {md(run_id)} {state}: {md((status.error or 'no reason given').splitlines()[0])}")
         st.session_state.pop(next((k for k, v in st.session_state.items()
                                    if k.endswith("_started") and v == run_id), ""), None)
         st.rerun(scope="app")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from engine.data import DEFAULT_DATASET, DatasetInfo
-from engine.runs import default_runs_dir
+from engine.runs import default_runs_dir, list_runs
+from ui.escape import md, md_quote
 from ui.resources import datasets, device_label
 
 
@@ -46,10 +49,10 @@ def sidebar() -> DatasetInfo:
         info = by_name[name]
         refused = st.session_state.get("dataset_refused")
         if refused is not None and name == DEFAULT_DATASET:
-            shown = refused if len(refused) <= 80 else refused[:77] + "…"
-            st.warning(f"The link asked for the dataset `{shown}`, which this server does not offer, so this is "
-                       f"**{DEFAULT_DATASET}**. A link can name only the datasets listed here; your own image folders "
-                       "and .npz files are for the command line (`python -m engine train … --data folder:PATH`).",
+            st.warning(f"The link asked for the dataset {md_quote(refused)}, which this server does not offer, so "
+                       f"this is **{DEFAULT_DATASET}**. A link can name only the datasets listed here; your own image "
+                       "folders and .npz files are for the command line "
+                       "(`python -m engine train … --data folder:PATH`).",
                        icon=":material/link_off:")
         elif refused is not None:
             del st.session_state["dataset_refused"]  # another dataset was picked: the link's is forgotten
@@ -67,5 +70,41 @@ def sidebar() -> DatasetInfo:
                 for d in missing:
                     st.markdown(f"**{d.name}** — {d.reason}.  \n*To get it:* {d.how_to_get}")
         st.markdown(f"**Device:** `{device_label()}`")
-        st.caption(f"Runs folder: `{default_runs_dir()}`")
+        st.caption(f"Runs folder: {md(runs_folder_label(default_runs_dir()))}")
+        damaged_runs_note(damaged_runs(str(default_runs_dir())))
     return info
+
+
+@st.cache_data(ttl=2.0, show_spinner=False)
+def damaged_runs(runs_dir: str) -> list[tuple[str, str]]:
+    """(id, why) of each run in the folder that cannot be read (Run.problem), newest first; every page shares it."""
+    out = []
+    for run in list_runs(runs_dir):
+        try:
+            problem = run.problem()
+        except OSError as e:  # deleted while listed
+            problem = f"it cannot be read: {e.strerror}"
+        if problem:
+            out.append((run.id, problem))
+    return out
+
+
+def damaged_runs_note(damaged: list[tuple[str, str]]) -> None:
+    """The damaged runs, each with why: no page offers them (Home lists them too, to delete)."""
+    if not damaged:
+        return
+    with st.expander(f"Damaged runs ({len(damaged)})", icon=":material/broken_image:"):
+        st.caption("These runs cannot be read, so the pages do not offer them. Home lists them too; "
+                   "delete them there.")
+        for run_id, problem in damaged:
+            st.markdown(f"**{md(run_id)}**: {md(problem, 300)}")
+
+
+def runs_folder_label(runs_dir: Path, cwd: Path | None = None) -> str:
+    """The runs folder as every visitor may see it: relative to the server's working directory when it lies
+    inside it (`runs`, as `make run` has it), else only its own name, never the server's absolute path."""
+    cwd = Path.cwd() if cwd is None else cwd
+    try:
+        return Path(runs_dir).resolve().relative_to(Path(cwd).resolve()).as_posix() or "."
+    except ValueError:
+        return Path(runs_dir).name or "runs"

@@ -10,10 +10,12 @@
 """
 
 from engine.data.catalogue import (DEFAULT_DATASET, FASHION_CLASSES, FASHION_MNIST_SYSTEM_DIR, check_dataset,
-                                   clear_cache, data_dir, fashion_mnist_dir, list_datasets, load_dataset, mnist_dir)
+                                   clear_cache, data_dir, dataset_classes, fashion_mnist_dir, list_datasets,
+                                   load_dataset, mnist_dir, registered_datasets)
 from engine.data.dataset import IMAGE_SIZE, DataError, Dataset, DatasetInfo
 from engine.data.idx import IDX_FILES, MNIST_BASE_URL, MNIST_CLASSES, fetch_mnist, read_idx
 
 __all__ = ["DEFAULT_DATASET", "FASHION_CLASSES", "FASHION_MNIST_SYSTEM_DIR", "IDX_FILES", "IMAGE_SIZE",
            "MNIST_BASE_URL", "MNIST_CLASSES", "DataError", "Dataset", "DatasetInfo", "check_dataset", "clear_cache",
-           "data_dir", "fashion_mnist_dir", "fetch_mnist", "list_datasets", "load_dataset", "mnist_dir", "read_idx"]
+           "data_dir", "dataset_classes", "fashion_mnist_dir", "fetch_mnist", "list_datasets", "load_dataset",
+           "mnist_dir", "read_idx", "registered_datasets"]

@@ -187,21 +187,59 @@ def _resolve(name: str) -> tuple[tuple[str, str], Callable[[], Dataset]]:
     raise DataError(f"unknown dataset {name!r}; use one of: {valid}")
 
 
+def registered_datasets() -> tuple[str, ...]:
+    """The server's own datasets by name (available or not): what an uploaded run may name.
+
+    `folder:` and `npz:` name a path on this machine: only its own users may train on them.
+    """
+    return ("mnist-5k", *_IDX_SOURCES)
+
+
+def dataset_classes(name: str) -> int | None:
+    """How many classes a registered dataset has (without loading it); None for a user's folder or file."""
+    if name == "mnist-5k":
+        return len(MNIST_CLASSES)
+    if name in _IDX_SOURCES:
+        return len(_IDX_SOURCES[name].classes)
+    return None
+
+
+def user_path_problem(path: Path, folder: bool) -> str | None:
+    """Why `path` cannot be a user's dataset (None when it can): missing, or not a folder / regular file.
+
+    /dev/zero exists but is a device, not a file: reading it would never end.
+    """
+    try:
+        if not path.exists():
+            return "does not exist"
+        if folder and not path.is_dir():
+            return "is not a folder"
+        if not folder and not path.is_file():
+            return "is not a regular file (a folder, a device or a pipe)"
+    except (OSError, ValueError) as e:  # e.g. a name too long, or holding a NUL
+        return f"cannot be looked at ({e})"
+    return None
+
+
 def check_dataset(name: str) -> None:
     """Raise DataError now if `name` is unknown or plainly not there, without loading it.
 
     Used before a run is created, so a typo fails at once instead of inside a worker."""
+    if not isinstance(name, str) or not name.strip():
+        raise DataError(f"a dataset is named by text such as mnist-5k, not {str(name)[:40]!r}")
+    for prefix in ("folder:", "npz:"):
+        if name.startswith(prefix):
+            folder = prefix == "folder:"
+            path = Path(name.removeprefix(prefix)).expanduser()
+            problem = user_path_problem(path, folder)
+            if problem:
+                raise DataError(f"{str(path)[:200]} {problem}; give the {'folder' if folder else 'file'}"
+                                f" of your images as {prefix}/full/path")
     _resolve(name)
     if name in _IDX_SOURCES:
         info = next(i for i in list_datasets() if i.name == name)
         if not info.available:
             raise DataError(f"dataset {name!r} is not available: {info.reason}. {info.how_to_get}")
-    for prefix in ("folder:", "npz:"):
-        if name.startswith(prefix):
-            path = Path(name.removeprefix(prefix)).expanduser()
-            if not path.exists():
-                raise DataError(f"{path} does not exist; give the {'folder' if prefix == 'folder:' else 'file'}"
-                                f" of your images as {prefix}/full/path")
 
 
 def load_dataset(name: str) -> Dataset:

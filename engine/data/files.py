@@ -132,7 +132,8 @@ def _npz_labels(path: Path, key: str, y: np.ndarray, n: int) -> np.ndarray:
 
 def load_npz(name: str, path: Path) -> Dataset:
     if not path.is_file():
-        raise DataError(f"{path} does not exist; give npz:FILE with the path of an .npz file")
+        problem = "does not exist" if not path.exists() else "is not a regular file (a folder, a device or a pipe)"
+        raise DataError(f"{path} {problem}; give npz:FILE with the path of an .npz file")
     try:
         arrays = read_npz(path)
     except DataError as e:

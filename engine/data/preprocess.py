@@ -42,6 +42,10 @@ RESAMPLE = Image.Resampling.BILINEAR
 
 MAX_UPLOAD_BYTES = 10 * 2**20  # 10 MiB: a phone photo fits, a raw scan does not
 MAX_UPLOAD_PIXELS = 40_000_000  # e.g. 8000 × 5000; checked from the header, before any decoding
+# A PNG has no cheap reduced decode (a JPEG's draft decodes at 1/2, 1/4 or 1/8 of its size), and reading
+# one costs about 8.5 bytes a pixel here (the decoded image, its grey copy, float32 arrays): a 39 KB
+# 6300 × 6300 PNG cost 340 MB and 3 s. 2²³ pixels (a 4K screenshot, 3840 × 2160, fits) is at most ~70 MB.
+MAX_PNG_PIXELS = 2**23
 WORK_SIDE = 1024  # big uploads are shrunk to this longer side first: a digit needs no more detail
 UPLOAD_FORMATS = ("PNG", "JPEG")
 
@@ -150,10 +154,12 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
             if img.format not in UPLOAD_FORMATS:
                 raise PreprocessError(f"this is a {img.format} image; upload a PNG or a JPEG")
             w, h = img.size
+            if img.format == "PNG":
+                max_pixels = min(max_pixels, MAX_PNG_PIXELS)
             if w * h > max_pixels:
                 raise PreprocessError(f"the image is {w:,}×{h:,} pixels ({w * h / 1e6:.0f} megapixels), over the "
-                                      f"limit of {max_pixels / 1e6:.0f}: shrink or crop it to the digit and upload "
-                                      "it again")
+                                      f"limit of {max_pixels / 1e6:.1f} for a {img.format}: shrink or crop it to the "
+                                      "digit and upload it again")
             if img.format == "JPEG":
                 img.draft("L", (WORK_SIDE, WORK_SIDE))  # let the JPEG decoder shrink by 2/4/8 cheaply
             img.load()

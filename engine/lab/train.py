@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from engine.models import get_model_class, models
-from engine.models.settings import Setting, describe
+from engine.models.settings import MAX_LIST, Setting, describe, shown_value
 from engine.runs import DEFAULT_EPOCHS, TrainConfig
 
 TRAIN_SETTINGS = ("epochs", "steps", "seconds", "batch_size", "lr", "schedule", "weight_decay", "seed",
@@ -48,9 +48,12 @@ def parse_int_list(name: str, text: str, optional: bool = False) -> list[int] | 
     """'256, 128' → [256, 128]; '' → [] (None when the setting is optional: `classes` empty means all)."""
     parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
     try:
-        values = [int(p) for p in parts]
+        if len(parts) > MAX_LIST:
+            raise ValueError
+        values = [int(p) for p in parts]  # over 4,300 digits is a ValueError too
     except ValueError:
-        raise ValueError(f"{name}: write whole numbers separated by commas, e.g. 256, 128 (not {text!r})") from None
+        raise ValueError(f"{name}: write whole numbers separated by commas, e.g. 256, 128 (not "
+                         f"{shown_value(text)})") from None
     return (values or None) if optional else values
 
 

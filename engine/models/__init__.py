@@ -13,6 +13,7 @@ family) plus one line in MODELS; `register` adds one at run time (tests, plugins
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from engine.models.ae import ContractiveAE, DenoisingAE, DenseAE, LinearAE, SparseAE
@@ -56,8 +57,8 @@ def unregister(name: str) -> None:
 
 
 def get_model_class(name: str) -> type[nn.Module]:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(MODELS)}")
+    if not isinstance(name, str) or name not in MODELS:
+        raise ValueError(f"unknown model {str(name)[:60]!r}; registered models: {', '.join(MODELS)}")
     return MODELS[name]
 
 
@@ -91,9 +92,33 @@ def formulas(name: str) -> tuple[str, ...]:
     return (formula,) if isinstance(formula, str) else tuple(formula)
 
 
+# Weights and buffers of one model. Training holds about 4× that (weights, gradients, Adam's two moments):
+# 25 M numbers are 400 MB, while the largest default model has under a million.
+MAX_PARAMETERS = 25_000_000
+
+
+def parameter_count(name: str, config: ModelConfig) -> int:
+    """The numbers in model `name`'s weights and buffers, counted on the meta device (shapes only, no memory)."""
+    with torch.device("meta"):
+        model = get_model_class(name)(config)
+    return sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+
+
+def check_size(name: str, config: ModelConfig) -> None:
+    """Refuse a config whose model would hold over MAX_PARAMETERS numbers, before anything is allocated."""
+    n = parameter_count(name, config)
+    if n > MAX_PARAMETERS:
+        raise ValueError(f"this {name} model would have {n:,} parameters, over the limit of "
+                         f"{MAX_PARAMETERS:,}: choose a smaller latent_dim, fewer or narrower hidden layers or "
+                         "channels")
+
+
 def make_config(name: str, values: dict | None = None, **overrides) -> ModelConfig:
-    """The config of model `name` from defaults, then `values`, then keyword overrides (checked)."""
-    return config_from_dict(get_model_class(name).config_cls, values, **overrides)
+    """The config of model `name` from defaults, then `values`, then keyword overrides (checked: names, types,
+    ranges, and the size of the model it describes)."""
+    config = config_from_dict(get_model_class(name).config_cls, values, **overrides)
+    check_size(name, config)
+    return config
 
 
 def build_model(name: str, config: ModelConfig | dict | None = None, **overrides) -> nn.Module:
@@ -102,6 +127,8 @@ def build_model(name: str, config: ModelConfig | dict | None = None, **overrides
         config = make_config(name, config, **overrides)
     elif overrides:
         config = make_config(name, config_to_dict(config), **overrides)
+    else:
+        check_size(name, config)  # a config built by hand skipped make_config's checks
     model = cls(config)
     model.registry_name = name
     return model
@@ -116,6 +143,8 @@ def describe_models() -> list[dict]:
         for s in describe(cls.config_cls):
             entry = {"label": s.label, "default": list(s.default) if isinstance(s.default, tuple) else s.default,
                      "help": s.help}
+            if s.range_text():
+                entry["range"] = s.range_text()
             settings[s.name] = {**entry, "choices": list(s.choices)} if s.choices else entry
         out.append({"name": name, "label": label(name), "trainer": cls.trainer, "capabilities": caps,
                     "description": cls.description, "formula": list(formulas(name)), "settings": settings,
@@ -123,5 +152,6 @@ def describe_models() -> list[dict]:
     return out
 
 
-__all__ = ["MODELS", "Capabilities", "build_model", "capabilities", "config_to_dict", "describe_models", "formulas",
-           "get_model_class", "is_model", "label", "make_config", "models", "register", "unregister"]
+__all__ = ["MAX_PARAMETERS", "MODELS", "Capabilities", "build_model", "capabilities", "check_size", "config_to_dict",
+           "describe_models", "formulas", "get_model_class", "is_model", "label", "make_config", "models",
+           "parameter_count", "register", "unregister"]

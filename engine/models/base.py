@@ -34,6 +34,13 @@ from engine.models.settings import setting
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
+# Hosted limits on a model's size fields (a setting may come from a link or an uploaded run): each is far
+# above what 28×28 images need, and build_model also bounds the total (MAX_PARAMETERS in engine.models).
+MAX_LATENT = 4096  # a code wider than 5× the 784 pixels (sparse codes are over-complete, not that much)
+MAX_WIDTH = 4096  # a dense hidden layer
+MAX_LAYERS = 8  # dense hidden layers
+MAX_CHANNELS = 256  # a conv layer: 256 × 14 × 14 activations per image is already 200 kB
+MAX_CLASSES = 1000
 
 # The reconstruction loss every autoencoder pays (n = 784 pixels).
 RECONSTRUCTION_FORMULA = (r"\mathcal{L} = \ell(x, \hat{x}),"
@@ -118,7 +125,10 @@ def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
 class ModelConfig:
     """Fields every model shares. Subclasses add their own, each a `setting` with its help."""
 
-    latent_dim: int = setting(32, "size of the code z (the bottleneck)", label="Latent size")
+    latent_dim: int = setting(32, "size of the code z (the bottleneck)", label="Latent size", low=1, high=MAX_LATENT)
+
+    def validate(self) -> None:
+        """What a field's declared range cannot say (relations between fields); ValueError says what to change."""
 
 
 @dataclass
@@ -128,12 +138,10 @@ class AEConfig(ModelConfig):
     noise: NoiseKind = setting("none", "corruption of the input while training (denoising): none, gaussian, "
                                        "salt_pepper, masking, block", label="Input noise")
     noise_level: float = setting(0.0, "its strength: σ (gaussian), p (salt_pepper, masking), side fraction "
-                                      "(block)", label="Noise level")
+                                      "(block)", label="Noise level", low=0, high=10)
 
     def validate(self) -> None:
-        """Raise a ValueError that says what to change; subclasses extend it."""
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be at least 1, not {self.latent_dim}")
+        """Raise a ValueError that says what to change (ranges are declared on the fields); subclasses extend it."""
         noise_lib.check(self.noise, self.noise_level)
 
 
@@ -187,6 +195,10 @@ class ReconstructionModel(nn.Module):
     def to_image(self, logits: torch.Tensor) -> torch.Tensor:
         """Decoder output → pixel intensities; a sigmoid unless the model is linear."""
         return torch.sigmoid(logits)
+
+    def start_from_data(self, mean_image: torch.Tensor) -> None:
+        """Called once before a new run's first step with the training images' mean (1, 28, 28); a model whose
+        settings ask for it starts its output there. Not called on resume: the checkpoint's weights win."""
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.to_image(self.decode_logits(z, y))  # (B, 1, 28, 28) in [0, 1]

@@ -10,20 +10,17 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from engine.models.base import AEConfig, ReconstructionModel
+from engine.models.base import MAX_CHANNELS, AEConfig, ReconstructionModel
 from engine.models.settings import setting
 
 
 @dataclass
 class ConvAEConfig(AEConfig):
     channels: tuple[int, ...] = setting((16, 32), "conv widths; each stride-2 layer halves the image (28 → 14 → "
-                                                  "7)", label="Conv channels")
-    negative_slope: float = setting(0.2, "slope of LeakyReLU for negative inputs", label="LeakyReLU slope")
-
-    def validate(self) -> None:
-        super().validate()
-        if len(self.channels) != 2 or min(self.channels) < 1:
-            raise ValueError(f"channels must be two positive widths (28→14→7), not {self.channels}")
+                                                  "7)", label="Conv channels", low=1, high=MAX_CHANNELS,
+                                        min_len=2, max_len=2)
+    negative_slope: float = setting(0.2, "slope of LeakyReLU for negative inputs", label="LeakyReLU slope",
+                                    low=0, high=1)
 
 
 # ---------------------------------------------------------------------------------------------

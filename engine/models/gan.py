@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from engine.device import random_tensor
-from engine.models.base import IMAGE_PIXELS, Capabilities, ModelConfig, mlp, one_hot
+from engine.models.base import (IMAGE_PIXELS, MAX_CHANNELS, MAX_CLASSES, MAX_LATENT, MAX_LAYERS, MAX_WIDTH,
+                                Capabilities, ModelConfig, mlp, one_hot)
 from engine.models.gan_losses import (CONDITIONAL_FORMULA, G_LOSS_FORMULA, WASSERSTEIN_FORMULA, GLoss,
                                       discriminator_loss, generator_loss, gradient_penalty)
 from engine.models.settings import setting
@@ -47,38 +48,32 @@ from engine.models.settings import setting
 @dataclass
 class GANConfig(ModelConfig):
     latent_dim: int = setting(100, "size of the noise vector z ~ N(0, I) that the generator turns into an "
-                                   "image", label="Noise size")
+                                   "image", label="Noise size", low=1, high=MAX_LATENT)
     hidden: tuple[int, ...] = setting((128,), "hidden layer sizes of the generator (the discriminator mirrors "
-                                              "them)", label="Hidden layers")
+                                              "them)", label="Hidden layers", low=1, high=MAX_WIDTH,
+                                      max_len=MAX_LAYERS)
     g_loss: GLoss = setting("non_saturating", "generator loss: non_saturating (−log D(G(z))) or minimax (log(1 − "
                             "D(G(z))))", label="Generator loss")
     real_label: float = setting(1.0, "D's target for real images; 0.9 is one-sided label smoothing (a less "
-                                     "overconfident D)", label="Real label")
-
-    def validate(self) -> None:
-        if not 0.5 < self.real_label <= 1.0:
-            raise ValueError(f"real_label must be in (0.5, 1], not {self.real_label}")
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be at least 1, not {self.latent_dim}")
-        if any(h < 1 for h in getattr(self, "hidden", ())):
-            raise ValueError(f"hidden sizes must be positive, not {self.hidden}")
+                                     "overconfident D)", label="Real label", low=0.5, low_open=True, high=1)
 
 
 @dataclass
 class DCGANConfig(GANConfig):
     latent_dim: int = setting(64, "size of the noise vector z ~ N(0, I) that the generator turns into an "
-                                  "image", label="Noise size")
+                                  "image", label="Noise size", low=1, high=MAX_LATENT)
     width: int = setting(32, "channels of the narrower convolution layer (the other has twice as many); 32 suits a "
-                             "CPU", label="Conv width")
+                             "CPU", label="Conv width", low=4, high=MAX_CHANNELS // 2)
     hidden: tuple[int, ...] = setting((), "unused by the convolutional "
-                                          "models", label="Hidden layers")
+                                          "models", label="Hidden layers", low=1, high=MAX_WIDTH,
+                                      max_len=MAX_LAYERS)
     minibatch_std: bool = setting(False, "D also sees its features' spread across the batch (a collapsed G's batch is "
                                          "uniform)", label="Minibatch spread")
 
     def validate(self) -> None:
         super().validate()
-        if self.width < 4 or self.width % 2:
-            raise ValueError(f"width must be an even number of channels ≥ 4, not {self.width}")
+        if self.width % 2:
+            raise ValueError(f"width must be an even number of channels, not {self.width}")
 
 
 @dataclass
@@ -87,22 +82,18 @@ class WGANGPConfig(DCGANConfig):
                                              "GAN)", label="Generator loss")
     constraint: Literal["gp", "clip"] = setting("gp", "how the critic is kept 1-Lipschitz: gp (gradient penalty) or "
                                                 "clip (weight clipping)", label="Lipschitz constraint")
-    gp_weight: float = setting(10.0, "λ of the gradient penalty λ·(‖∇f(x̃)‖ − 1)²", label="Penalty weight λ")
+    gp_weight: float = setting(10.0, "λ of the gradient penalty λ·(‖∇f(x̃)‖ − 1)²", label="Penalty weight λ",
+                               low=0, high=1e6)
     clip: float = setting(0.01, "weight clipping bound c (constraint = clip): every critic weight stays in [−c, "
-                                "c]", label="Clip bound c")
-    n_critic: int = setting(5, "critic updates per generator update", label="Critic steps per G step")
-
-    def validate(self) -> None:
-        super().validate()
-        if self.gp_weight < 0 or not self.clip > 0:
-            raise ValueError(f"gp_weight must be ≥ 0 and clip > 0, not {self.gp_weight} and {self.clip}")
-        if self.n_critic < 1:
-            raise ValueError(f"n_critic must be at least 1, not {self.n_critic}")
+                                "c]", label="Clip bound c", low=0, low_open=True, high=100)
+    n_critic: int = setting(5, "critic updates per generator update", label="Critic steps per G step",
+                            low=1, high=100)
 
 
 @dataclass
 class CGANConfig(DCGANConfig):
-    num_classes: int = setting(10, "classes the generator and the discriminator are conditioned on", label="Classes")
+    num_classes: int = setting(10, "classes the generator and the discriminator are conditioned on", label="Classes",
+                               low=1, high=MAX_CLASSES)
 
 
 # ---------------------------------------------------------------------------------------------

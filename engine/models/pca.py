@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.models.base import IMAGE_PIXELS, IMAGE_SHAPE, Capabilities, ModelConfig, ReconstructionModel, StepOutput
+from engine.models.settings import setting
 
 FORMULA = r"\min_{W^\top W = I} \lVert X - X W W^\top \rVert_F^2 \quad \text{(closed form: no training loop)}"
 
@@ -78,9 +79,8 @@ def principal_components(x, k: int) -> Components:
 
 @dataclass
 class PCAConfig(ModelConfig):
-    def validate(self) -> None:
-        if not 1 <= self.latent_dim <= IMAGE_PIXELS:
-            raise ValueError(f"latent_dim must be between 1 and {IMAGE_PIXELS} for PCA, not {self.latent_dim}")
+    latent_dim: int = setting(32, "number of principal components kept (the code z), at most the 784 pixels",
+                              label="Latent size", low=1, high=IMAGE_PIXELS)
 
 
 class PCA(ReconstructionModel):

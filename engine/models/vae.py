@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.models.ae import DenseAEConfig
-from engine.models.base import IMAGE_PIXELS, IMAGE_SHAPE, Capabilities, ReconstructionModel, StepOutput, mlp, one_hot
+from engine.models.base import (IMAGE_PIXELS, IMAGE_SHAPE, MAX_LATENT, MAX_LAYERS, MAX_WIDTH, Capabilities,
+                                ReconstructionModel, StepOutput, mlp, one_hot)
 from engine.models.conv_ae import ConvAEConfig, conv_decoder, conv_encoder
 from engine.models.settings import setting
 
@@ -89,21 +90,17 @@ class VAEMixin:
 class VariationalFields:
     """The settings every VAE adds to its autoencoder's config (mixed in before it)."""
 
-    latent_dim: int = setting(16, "size of the code z", label="Latent size")
+    latent_dim: int = setting(16, "size of the code z", label="Latent size", low=1, high=MAX_LATENT)
     loss: Literal["bce", "mse"] = setting("bce", "reconstruction term −log p(x|z): 'bce' (Bernoulli) or 'mse' "
                                           "(Gaussian)", label="Reconstruction loss")
     beta: float = setting(1.0, "weight β of the KL term; β > 1 trades reconstruction for a smoother latent "
-                               "space", label="KL weight β")
-
-    def validate(self) -> None:
-        super().validate()
-        if self.beta < 0:
-            raise ValueError(f"beta must be ≥ 0, not {self.beta}")
+                               "space", label="KL weight β", low=0, high=1e6)
 
 
 @dataclass
 class VAEConfig(VariationalFields, DenseAEConfig):
-    hidden: tuple[int, ...] = setting((512,), "hidden layer widths (the decoder mirrors them)", label="Hidden layers")
+    hidden: tuple[int, ...] = setting((512,), "hidden layer widths (the decoder mirrors them)", label="Hidden layers",
+                                      low=1, high=MAX_WIDTH, max_len=MAX_LAYERS)
 
 
 class VAE(VAEMixin, ReconstructionModel):

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from engine.runs.files import RunError, atomic_write_bytes
+from engine.runs.files import RunError, atomic_write_bytes, read_regular, shown
 
 FORMAT_VERSION = 1
 CHECKPOINT_MAGIC = "latent-lab-checkpoint"
@@ -75,37 +75,45 @@ def save_checkpoint(path: Path, model: torch.nn.Module, header: dict,
     atomic_write_bytes(path, data)
 
 
+def _metadata(data: bytes) -> dict:
+    """The `__metadata__` of safetensors bytes: an 8-byte little-endian length, then that much JSON."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """Return (header, tensors) after checking structure, version and checksum."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise RunError(f"checkpoint {path} is missing") from None
-    if size > MAX_CHECKPOINT_BYTES:
-        raise RunError(f"checkpoint {path} is {size / 2**20:.0f} MiB, over the "
-                       f"{MAX_CHECKPOINT_BYTES // 2**20} MiB limit; it is not a Latent Lab checkpoint")
-    data = path.read_bytes()
+    name = shown(path)
+    try:  # a plain file of at most MAX_CHECKPOINT_BYTES: never a symlink to elsewhere, never /dev/zero
+        data = read_regular(path, MAX_CHECKPOINT_BYTES + 1)
+    except RunError as e:
+        raise RunError(f"checkpoint {e}") from None
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise RunError(f"checkpoint {name} is over the {MAX_CHECKPOINT_BYTES // 2**20} MiB limit; "
+                       "it is not a Latent Lab checkpoint")
     try:
         tensors = st_load(data)
-        from safetensors import safe_open  # metadata needs the file API
-
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, ValueError, RuntimeError, OSError) as e:
-        raise RunError(f"checkpoint {path} is not a readable safetensors file ({e}); "
+        metadata = _metadata(data)
+    except (SafetensorError, ValueError, RuntimeError, OSError, RecursionError) as e:
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise RunError(f"checkpoint {name} is not a readable safetensors file ({reason}); "
                        "it is truncated or damaged") from None
     try:
         header = json.loads(metadata["latent_lab"])
-    except (KeyError, json.JSONDecodeError):
-        raise RunError(f"checkpoint {path} has no Latent Lab header; it was not written by Latent Lab") from None
+    except (KeyError, TypeError, ValueError, RecursionError):
+        raise RunError(f"checkpoint {name} has no Latent Lab header; it was not written by Latent Lab") from None
+    if not isinstance(header, dict):
+        raise RunError(f"checkpoint {name} has a header that is not a JSON object; it is damaged")
     if header.get("magic") != CHECKPOINT_MAGIC:
-        raise RunError(f"checkpoint {path} has a foreign header (magic {header.get('magic')!r})")
+        raise RunError(f"checkpoint {name} has a foreign header (magic {header.get('magic')!r})")
     if header.get("format_version") != FORMAT_VERSION:
-        raise RunError(f"checkpoint {path} has format version {header.get('format_version')}; "
+        raise RunError(f"checkpoint {name} has format version {header.get('format_version')}; "
                        f"this Latent Lab reads version {FORMAT_VERSION}")
     if header.get("sha256") != _digest(tensors):
-        raise RunError(f"checkpoint {path} fails its checksum: its weights were changed after saving")
+        raise RunError(f"checkpoint {name} fails its checksum: its weights were changed after saving")
     return header, tensors
 
 
@@ -124,19 +132,48 @@ def model_from_tensors(path: Path, header: dict, tensors: dict[str, torch.Tensor
     """The model a read checkpoint (header, tensors) describes, with its weights; RunError says what is wrong."""
     from engine.models import build_model
 
+    name = shown(path)
     try:
         model = build_model(header["model"], header["model_config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise RunError(f"checkpoint {path} describes a model that cannot be built: {e}") from None
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
+        raise RunError(f"checkpoint {name} describes a model that cannot be built: {e}") from None
     state = model_state(tensors)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0]
-        raise RunError(f"checkpoint {path} does not fit model {header['model']!r}: {first}") from None
+        raise RunError(f"checkpoint {name} does not fit model {header['model']!r}: {first}") from None
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-        raise RunError(f"checkpoint {path} holds NaN or infinite weights (training diverged)")
+        raise RunError(f"checkpoint {name} holds NaN or infinite weights (training diverged)")
     return model
+
+
+_PROBLEMS: dict[tuple[str, int, int], str | None] = {}  # (path, mtime_ns, size) → checkpoint_problem's answer
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint at `path` does not load (read_checkpoint, then model_from_tensors), or None when it does.
+
+    Remembered per file version (path, mtime, size), so listings and pickers can ask on every rerun and
+    each checkpoint is read once; a rewritten checkpoint (a resumed run) is checked again.
+    """
+    try:
+        st = Path(path).lstat()
+    except OSError:
+        return f"checkpoint {shown(path)} is missing"
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _PROBLEMS:
+        try:
+            header, tensors = read_checkpoint(path)
+            model_from_tensors(path, header, tensors)
+            problem = None
+        except RunError as e:
+            problem = str(e)
+        if len(_PROBLEMS) > 4096:  # a long-lived server: forget the oldest answers
+            for old in list(_PROBLEMS)[:1024]:
+                _PROBLEMS.pop(old, None)
+        _PROBLEMS[key] = problem
+    return _PROBLEMS[key]
 
 
 def load_optimizer_state(header: dict, tensors: dict[str, torch.Tensor], name: str) -> dict | None:
@@ -150,6 +187,6 @@ def load_optimizer_state(header: dict, tensors: dict[str, torch.Tensor], name: s
 def step_of(path: Path) -> int:
     m = _STEP_FILE.match(Path(path).name)
     if not m:
-        raise RunError(f"{path} is not named like a step file (step_00000123.safetensors)")
+        raise RunError(f"{shown(path)} is not named like a step file (step_00000123.safetensors)")
     return int(m.group(1))
 

@@ -21,8 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from engine.runs.config import make_run_config
-from engine.runs.files import RunError
+from engine.runs.config import check_own_data, make_run_config
+from engine.runs.files import RunError, remove_stale_temp_files, scrub_paths
 from engine.runs.queue import QueuePlace, queue_places
 from engine.runs.status import ACTIVE, FINISHED, RESUMABLE
 from engine.runs.store import Run, default_runs_dir, find_run, list_runs, process_alive, process_start_time
@@ -48,6 +48,7 @@ class JobManager:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self.poll()  # marks runs whose workers died while no manager watched
+        self.clean()
         self._thread = None
         if poll_interval:
             self._thread = threading.Thread(target=self._watch, args=(poll_interval,), daemon=True,
@@ -80,6 +81,7 @@ class JobManager:
         """Queue an interrupted, cancelled or failed run to continue from its last checkpoint."""
         with self._lock:
             run = self._find(ref)
+            check_own_data(run.config)  # a damaged config.json (RunError) or a foreign dataset: nothing is queued
             state = run.status().state
             if state not in RESUMABLE:
                 raise RunError(f"run {run.id} is {state}; only {', '.join(RESUMABLE)} runs can be resumed")
@@ -97,6 +99,17 @@ class JobManager:
         with self._lock:
             self._procs.pop(run.id, None)
             run.delete()
+
+    def clean(self) -> list[Path]:
+        """Delete the temp files that writers killed mid-write (a SIGKILLed worker) left in the runs, except in
+        runs whose worker is alive (its own temp file may be mid-write). Returns the files removed."""
+        removed = []
+        for run in list_runs(self.runs_dir):
+            st = run.status()
+            if st.state == "running" and process_alive(st.pid, st.pid_start):
+                continue
+            removed += run.remove_stale_temp_files(worker_gone=True)
+        return removed + remove_stale_temp_files(self.runs_dir, pattern=".create-*", folders=True)
 
     def runs(self) -> list[Run]:
         if self._thread is None:  # without a watcher thread, bring the states up to date here
@@ -151,21 +164,24 @@ class JobManager:
             queued = []
             alive = 0
             for run in list_runs(self.runs_dir):
-                st = run.status()
-                if st.state == "running":
-                    if run.id in self._procs:
-                        alive += 1
-                    elif process_alive(st.pid, st.pid_start):
-                        alive += 1  # started by an earlier server, still training
-                        self._enforce_cancel(run.id, st.pid, st.pid_start)
-                    elif run.cancel_requested():  # stopped by the SIGTERM of a cancel
-                        self._cancel_at.pop(run.id, None)
-                        run.clear_cancel()
-                        run.set_status(state="cancelled", error=None)
-                    else:
-                        run.mark_if_dead()
-                elif st.state == "queued" and run.id not in self._procs:
-                    queued.append(run)
+                try:
+                    st = run.status()
+                    if st.state == "running":
+                        if run.id in self._procs:
+                            alive += 1
+                        elif process_alive(st.pid, st.pid_start):
+                            alive += 1  # started by an earlier server, still training
+                            self._enforce_cancel(run.id, st.pid, st.pid_start)
+                        elif run.cancel_requested():  # stopped by the SIGTERM of a cancel
+                            self._cancel_at.pop(run.id, None)
+                            run.clear_cancel()
+                            run.set_status(state="cancelled", error=None)
+                        elif run.mark_if_dead() == "interrupted":  # killed: perhaps in the middle of a write
+                            run.remove_stale_temp_files(worker_gone=True)
+                    elif st.state == "queued" and run.id not in self._procs:
+                        queued.append(run)
+                except (RunError, OSError, ValueError) as e:  # one damaged run folder must not stop the others
+                    print(f"latent-lab jobs: run {run.id}: {e}", file=sys.stderr)
             if not start:
                 return
             for run in sorted(queued, key=_created_at):
@@ -272,4 +288,4 @@ def _log_tail(run: Run, lines: int = 15) -> str:
         text = (run.path / "worker.log").read_text(errors="replace")
     except OSError:
         return "(no worker.log)"
-    return "\n".join(text.strip().splitlines()[-lines:])
+    return scrub_paths("\n".join(text.strip().splitlines()[-lines:]))  # shown to visitors: no server paths

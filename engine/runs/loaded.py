@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from engine.models import Capabilities
+from engine.runs.checkpoints import checkpoint_problem
 from engine.runs.files import RunError
 from engine.runs.store import Run
 
@@ -51,7 +52,8 @@ class LoadedRun:
     @property
     def train_classes(self) -> list[int] | None:
         """The classes the run trained on when it was restricted to some (one-class anomaly runs)."""
-        return self.config.get("train", {}).get("classes")
+        classes = self.config["train"].get("classes")
+        return classes if isinstance(classes, list) else None
 
     @property
     def label(self) -> str:
@@ -71,12 +73,19 @@ def nearest_step(steps: list[int], step: int | None) -> int | None:
 
 
 def checkpoint_near(run: Run, step: int | None = None) -> tuple[int, Path]:
-    """(step, path) of the checkpoint nearest `step` (the newest with None); RunError when there is none."""
+    """(step, path) of the checkpoint that loads nearest `step` (the newest that loads with None).
+
+    A damaged checkpoint is passed over for the next nearest (a killed write, a damaged import); RunError when
+    there is none, or when none loads (saying why the newest does not).
+    """
     ckpts = dict(run.checkpoints())
-    chosen = nearest_step(sorted(ckpts), step)
-    if chosen is None:
+    if not ckpts:
         raise RunError(f"run {run.id} has no checkpoint yet; wait for training to save one")
-    return chosen, ckpts[chosen]
+    order = sorted(ckpts, reverse=True) if step is None else sorted(ckpts, key=lambda s: (abs(s - step), s))
+    for chosen in order:
+        if checkpoint_problem(ckpts[chosen]) is None:
+            return chosen, ckpts[chosen]
+    raise RunError(f"no checkpoint of run {run.id} loads: {checkpoint_problem(ckpts[max(ckpts)])}")
 
 
 def load_run(run: Run, step: int | None = None, **wanted: bool) -> LoadedRun:
@@ -86,6 +95,8 @@ def load_run(run: Run, step: int | None = None, **wanted: bool) -> LoadedRun:
     Raises RunError with what to do when the run has no usable checkpoint or its model does not fit.
     """
     config = run.config
+    if step is not None and checkpoint_problem(dict(run.checkpoints()).get(step, run.path / "none")) is not None:
+        step = checkpoint_near(run, step)[0]  # that checkpoint is damaged (or gone): the nearest one that loads
     model, header = run.load_model(step=step, device="cpu")
     model.eval()
     if not model.capabilities.matches(**wanted):

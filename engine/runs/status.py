@@ -78,17 +78,20 @@ class RunStatus:
     last_metrics: dict = field(default_factory=dict)  # the latest test/* scores while it trains
     control: dict = field(default_factory=dict)  # the settings the trainer applied from control.json
     judge_error: str | None = None  # a GAN run: why it has no judge scores
+    damaged: bool = False  # status.json could not be read as a status (error says why)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def parse(cls, obj) -> RunStatus:
         """Any JSON value → a status; never raises."""
         if not isinstance(obj, dict):
-            return cls("failed", error=f"status.json should hold a JSON object, found {type(obj).__name__}")
+            return cls("failed", error=f"status.json should hold a JSON object, found {type(obj).__name__}",
+                       damaged=True)
         state = obj.get("state")
         error = _text(obj.get("error"))
-        if state not in STATES:
-            state, error = "failed", f"status.json has an unknown state {state!r}"
+        damaged = state not in STATES
+        if damaged:
+            state, error = "failed", f"status.json has an unknown state {repr(state)[:60]}; the file is damaged"
         return cls(
             state=state, step=max(_int(obj.get("step")) or 0, 0), epoch=max(_int(obj.get("epoch")) or 0, 0),
             progress=min(max(finite(obj.get("progress")) or 0.0, 0.0), 1.0), error=error,
@@ -98,11 +101,12 @@ class RunStatus:
             started_at=finite(obj.get("started_at")),
             finished_at=finite(obj.get("finished_at")), updated_at=finite(obj.get("updated_at")),
             final_metrics=_scores(obj.get("final_metrics")), last_metrics=_scores(obj.get("last_metrics")),
-            control=_scores(obj.get("control")), judge_error=_text(obj.get("judge_error")), raw=dict(obj))
+            control=_scores(obj.get("control")), judge_error=_text(obj.get("judge_error")), damaged=damaged,
+            raw=dict(obj))
 
     @classmethod
     def unreadable(cls, reason: str) -> RunStatus:
-        return cls("failed", error=reason)
+        return cls("failed", error=reason, damaged=True)
 
     def seconds_left(self) -> float | None:
         """Training seconds still to go at the pace so far, elapsed × (1 − p) / p; None before 2 % is done.

@@ -18,25 +18,35 @@ Loading validates everything and raises RunError with a message, never unpickles
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
 import secrets
 import shutil
+import stat
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 import engine
-from engine.runs.checkpoints import FORMAT_VERSION, load_model_from_checkpoint, save_checkpoint, step_of
-from engine.runs.files import RunError, atomic_write_bytes, atomic_write_json, file_lock, read_json
-from engine.runs.status import STATES, MetricsLog, RunStatus
+from engine.runs.checkpoints import (FORMAT_VERSION, checkpoint_problem, load_model_from_checkpoint, save_checkpoint,
+                                     step_of)
+from engine.runs.files import (STALE_TMP_S, RunError, atomic_write_bytes, atomic_write_json, file_lock, read_json,
+                               remove_stale_temp_files, shown)
+from engine.runs.status import STATES, MetricsLog, RunStatus, finite
 
+CONFIG_FIELDS = {"model": str, "dataset": str, "model_config": dict, "train": dict}  # and their types
+_KIND_WORDS = {str: "text", dict: "a JSON object"}
 STATUS_LOCK = ".status.lock"  # in the run folder: held while status.json is read and rewritten
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 HISTORY_CHECKPOINTS = 16  # older checkpoints kept (thinned) beside the newest ones, for replays
+MAX_SNAPSHOTS = 400  # snapshots of one kind a run keeps: when there are more, the older ones thin like checkpoints
+RECENT_SNAPSHOTS = 40  # … except the newest ones, kept as they are
 
 
 def default_runs_dir() -> Path:
@@ -120,8 +130,8 @@ class Run:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        if not (self.path / "config.json").is_file():
-            raise RunError(f"{self.path} is not a run directory (no config.json)")
+        if not _has_config(self.path):
+            raise RunError(f"{shown(self.path)} is not a run directory (no config.json)")
 
     # -- creation ------------------------------------------------------------------------------
 
@@ -136,14 +146,23 @@ class Run:
         if not RUN_ID.match(run_id):
             raise RunError(f"run id {run_id!r} may hold only letters, digits, '-', '_' and '.'")
         path = runs_dir / run_id
-        path.mkdir()  # fails if it exists: ids are unique
-        (path / "checkpoints").mkdir()
-        (path / "snapshots").mkdir()
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(f"a run {run_id} exists already: ids are unique")
         full = {**config, "id": run_id, "created_at": time.time(), "versions": versions(),
                 "format_version": FORMAT_VERSION}
-        atomic_write_json(path / "status.json", {"state": "queued", "step": 0, "epoch": 0, "progress": 0.0,
-                                                 "updated_at": time.time()})
-        atomic_write_json(path / "config.json", full)  # last: its presence marks a complete run dir
+        # Built in a hidden folder (list_runs skips dot-folders), then renamed into place in one step: a value JSON
+        # cannot hold, a full disk or a crash never leaves a half run folder behind.
+        stage = Path(tempfile.mkdtemp(dir=runs_dir, prefix=f".create-{run_id}-"))
+        try:
+            (stage / "checkpoints").mkdir()
+            (stage / "snapshots").mkdir()
+            atomic_write_json(stage / "status.json", {"state": "queued", "step": 0, "epoch": 0, "progress": 0.0,
+                                                      "updated_at": time.time()})
+            atomic_write_json(stage / "config.json", full)
+            os.rename(stage, path)  # fails if another run took the id meanwhile (a non-empty folder is there)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
         return cls(path)
 
     # -- reading -------------------------------------------------------------------------------
@@ -154,14 +173,47 @@ class Run:
 
     @property
     def config(self) -> dict:
+        """config.json, checked for the fields every reader relies on and their types; RunError says what is wrong."""
+        name = shown(self.path / "config.json")
         config = read_json(self.path / "config.json")
-        for key in ("model", "dataset", "model_config", "train"):
+        for key, kind in CONFIG_FIELDS.items():
             if key not in config:
-                raise RunError(f"{self.path / 'config.json'} lacks the {key!r} field")
+                raise RunError(f"{name} lacks the {key!r} field; the run is damaged")
+            if not isinstance(config[key], kind):
+                raise RunError(f"{name}: {key!r} should be {_KIND_WORDS[kind]}, found "
+                               f"{type(config[key]).__name__}; the run is damaged")
+        if "name" in config and config["name"] is not None and not isinstance(config["name"], str):
+            raise RunError(f"{name}: 'name' should be text, found {type(config['name']).__name__}; the run is damaged")
         return config
 
+    def problem(self) -> str | None:
+        """Why this run cannot be used (config.json, status.json or every checkpoint unreadable), or None.
+
+        What the listings show beside a damaged run. A damaged metrics line or snapshot is not a problem of
+        the run: readers skip it and the pages say that image is missing.
+        """
+        try:
+            config = self.config
+        except RunError as e:
+            return str(e)
+        from engine.models import MODELS
+
+        if config["model"] not in MODELS:
+            return (f"{shown(self.path / 'config.json')} names the model {config['model'][:60]!r}, which this "
+                    "Latent Lab does not have")
+        status = self.status()
+        if status.damaged:
+            return status.error
+        ckpts = self.checkpoints()
+        if not ckpts:
+            done = status.state == "done"
+            return "it finished without a checkpoint (checkpoints/ is empty or missing)" if done else None
+        if self.checkpoint_token() is None:
+            return f"no checkpoint loads: {checkpoint_problem(ckpts[-1][1])}"
+        return None
+
     def status(self) -> RunStatus:
-        """status.json, typed; an unreadable file reads as a failed run saying why (never raises)."""
+        """status.json, typed; an unreadable file reads as a failed (damaged) run saying why (never raises)."""
         try:
             return RunStatus.parse(read_json(self.path / "status.json"))
         except RunError as e:
@@ -175,11 +227,14 @@ class Run:
         """Every logged record; a torn or damaged line (a crash mid-append) is skipped."""
         path = self.path / "metrics.jsonl"
         out = MetricsLog()
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
+        try:  # a plain file only: a symlink could point anywhere on the server (or at /dev/zero)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
             return out
-        with f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return out
+        with os.fdopen(fd, "rb") as f:
             for line in f:
                 try:
                     rec = json.loads(line)
@@ -190,9 +245,13 @@ class Run:
         return out
 
     def checkpoints(self) -> list[tuple[int, Path]]:
-        """(step, path) of each checkpoint file, oldest first."""
+        """(step, path) of each checkpoint file, oldest first (readable or not: see checkpoint_token)."""
         out = []
-        for p in (self.path / "checkpoints").glob("step_*.safetensors"):
+        try:
+            found = list((self.path / "checkpoints").glob("step_*.safetensors"))
+        except OSError:
+            return out
+        for p in found:
             try:
                 out.append((step_of(p), p))
             except RunError:
@@ -200,8 +259,27 @@ class Run:
         return sorted(out)
 
     def latest_checkpoint(self) -> Path | None:
+        """The newest checkpoint file, readable or not (resume and the pages take the newest that loads)."""
         ckpts = self.checkpoints()
         return ckpts[-1][1] if ckpts else None
+
+    def readable_checkpoints(self) -> Iterator[tuple[int, Path]]:
+        """(step, path) of each checkpoint that loads (checkpoint_problem is None), newest first.
+
+        Lazy: the checkpoints are checked from the newest down, each once per file version.
+        """
+        for s, p in reversed(self.checkpoints()):
+            if checkpoint_problem(p) is None:
+                yield s, p
+
+    def remove_stale_temp_files(self, worker_gone: bool = False) -> list[Path]:
+        """Delete the temp files (`.NAME.*.tmp`) that killed writers left in the run folder, checkpoints/ and
+        snapshots/: those older than a minute, and with `worker_gone` (no worker runs this run) every one in
+        checkpoints/ and snapshots/, which only the worker writes. The run folder's own files (status,
+        control) are written by the server too, so there a temp file must be old to be stale."""
+        age = 0.0 if worker_gone else STALE_TMP_S
+        return [*remove_stale_temp_files(self.path), *remove_stale_temp_files(self.path / "checkpoints", age),
+                *remove_stale_temp_files(self.path / "snapshots", age)]
 
     def load_model(self, step: int | None = None, device: torch.device | str = "cpu"):
         """(model, header) from the checkpoint at `step`, or the newest one that loads."""
@@ -222,9 +300,24 @@ class Run:
                 errors.append(str(e))
         raise RunError(f"no checkpoint of run {self.id} loads: {errors[0]}")
 
+    def problem_note(self) -> str | None:
+        """A line for a run whose newest checkpoint is damaged while an older one loads, else None."""
+        ckpts = self.checkpoints()
+        if not ckpts or checkpoint_problem(ckpts[-1][1]) is None:
+            return None
+        good = next(self.readable_checkpoints(), None)
+        return None if good is None else (f"its newest checkpoint (step {ckpts[-1][0]:,}) is damaged, so this is "
+                                          f"step {good[0]:,}: {checkpoint_problem(ckpts[-1][1])}")
+
     def snapshots(self, kind: str = "recon") -> list[Snapshot]:
         out = []
-        for p in (self.path / "snapshots").glob(f"{kind}_*.png"):
+        try:
+            found = list((self.path / "snapshots").glob(f"{kind}_*.png"))
+        except OSError:
+            return out
+        for p in found:
+            if p.is_symlink():  # plain files only (a symlink could point anywhere on the server)
+                continue
             try:
                 out.append(Snapshot(step_of(p), kind, p))
             except RunError:
@@ -259,16 +352,16 @@ class Run:
         status = self.status()
         try:
             config = self.config
-            model_config = config["model_config"]
-            latent_dim = model_config.get("latent_dim") if isinstance(model_config, dict) else None
         except (RunError, OSError) as e:
-            return {"id": self.id, "path": str(self.path), "state": "failed", "error": str(e)}
+            return {"id": self.id, "path": str(self.path), "state": "failed", "error": str(e), "damaged": str(e)}
+        latent_dim = config["model_config"].get("latent_dim")
         return {
-            "id": self.id, "name": config.get("name") if isinstance(config.get("name"), str) else None,
+            "id": self.id, "name": config.get("name"),
             "path": str(self.path), "model": config["model"], "dataset": config["dataset"],
-            "latent_dim": latent_dim, "created_at": config.get("created_at"),
+            "latent_dim": latent_dim if finite(latent_dim) is not None else None,
+            "created_at": finite(config.get("created_at")),
             "state": status.state, "step": status.step, "epoch": status.epoch, "progress": status.progress,
-            "error": status.error, "metrics": status.metrics,
+            "error": status.error, "metrics": status.metrics, "damaged": self.problem(),
         }
 
     def checkpoint_token(self, step: int | None = None) -> tuple[int, int, int] | None:
@@ -277,10 +370,11 @@ class Run:
         The one key under which anything derived from a checkpoint (a loaded model, codes, maps) is
         cached: a checkpoint rewritten at the same step (a resumed run) gets a new token.
         """
-        ckpts = self.checkpoints()
-        if step is not None:
-            ckpts = [(s, p) for s, p in ckpts if s == step]
-        for s, p in reversed(ckpts):
+        if step is None:  # the newest checkpoint that loads: a damaged newest one falls back to the one before
+            ckpts = list(self.readable_checkpoints())
+        else:
+            ckpts = [(s, p) for s, p in reversed(self.checkpoints()) if s == step]
+        for s, p in ckpts:
             try:
                 st = p.stat()
             except OSError:  # thinned away meanwhile: the one before
@@ -306,6 +400,9 @@ class Run:
             if only_if is not None and status.get("state") not in only_if:
                 return RunStatus.parse(status)
             status.update(fields, updated_at=time.time())
+            # a damaged file's infinities (1e999 reads as inf) cannot be written back as JSON: they go
+            status = {k: v for k, v in status.items()
+                      if not (isinstance(v, float) and not math.isfinite(v)) and not _huge(v)}
             if status.get("state") not in STATES:
                 raise RunError(f"unknown run state {status.get('state')!r}; one of {', '.join(STATES)}")
             atomic_write_json(self.path / "status.json", status)
@@ -344,8 +441,15 @@ class Run:
         return path
 
     def save_snapshot(self, png: bytes, step: int, kind: str = "recon") -> Path:
+        """Write a snapshot; a long run keeps at most MAX_SNAPSHOTS of a kind, the older ones evenly thinned (a
+        week-long run at the shortest snapshot interval would otherwise fill the disk with PNGs)."""
         path = self.path / "snapshots" / f"{kind}_{step:08d}.png"
         atomic_write_bytes(path, png)
+        shots = self.snapshots(kind)
+        if len(shots) > MAX_SNAPSHOTS:
+            old = [(s.step, s.path) for s in shots[:-RECENT_SNAPSHOTS]]
+            for _, p in _thin(old, MAX_SNAPSHOTS - RECENT_SNAPSHOTS):
+                p.unlink(missing_ok=True)
         return path
 
     def request_cancel(self) -> None:
@@ -382,12 +486,12 @@ def find_run(ref: str | Path, runs_dir: Path | str | None = None) -> Run:
     exact = runs_dir / str(ref)
     if exact.is_dir():
         return Run(exact)
-    matches = [d for d in runs_dir.glob(f"{ref}*") if (d / "config.json").is_file()] if runs_dir.is_dir() else []
+    matches = [d for d in runs_dir.glob(f"{ref}*") if _has_config(d)] if runs_dir.is_dir() else []
     if len(matches) == 1:
         return Run(matches[0])
     if len(matches) > 1:
-        raise RunError(f"{ref!r} matches {len(matches)} runs in {runs_dir}; give more of the id")
-    raise RunError(f"no run {ref!r} in {runs_dir} (list them with: python -m engine runs)")
+        raise RunError(f"{ref!r} matches {len(matches)} runs in the runs folder; give more of the id")
+    raise RunError(f"no run {ref!r} in the runs folder (list them with: python -m engine runs)")
 
 
 def list_runs(runs_dir: Path | str | None = None) -> list[Run]:
@@ -397,7 +501,18 @@ def list_runs(runs_dir: Path | str | None = None) -> list[Run]:
         return []
     runs = []
     for d in runs_dir.iterdir():
-        if d.is_dir() and (d / "config.json").is_file():
+        if d.is_dir() and not d.name.startswith(".") and _has_config(d):
             runs.append(Run(d))
     return sorted(runs, key=lambda r: r.id, reverse=True)
+
+
+def _huge(value) -> bool:
+    """An int too large for a float (a damaged status.json's 10**400): no reader can use it."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63
+
+
+def _has_config(path: Path) -> bool:
+    """A run folder has a config.json: a file, or (damaged) anything else by that name, which then reads as damaged."""
+    config = Path(path) / "config.json"
+    return config.exists() or config.is_symlink()
 

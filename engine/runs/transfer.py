@@ -36,13 +36,15 @@ import tempfile
 import time
 import zipfile
 import zlib
+from dataclasses import asdict
 from pathlib import Path
 
 import engine
+from engine.data import registered_datasets
 from engine.models import build_model, make_config
 from engine.models.settings import config_from_dict
 from engine.runs.checkpoints import FORMAT_VERSION, load_model_from_checkpoint, read_checkpoint, step_of
-from engine.runs.config import TrainConfig, run_name
+from engine.runs.config import TrainConfig, check_classes, run_name
 from engine.runs.files import RunError, atomic_write_json
 from engine.runs.status import STATES
 from engine.runs.store import RUN_ID, Run
@@ -54,6 +56,14 @@ MAX_UNCOMPRESSED_BYTES = 256 * 2**20  # all members together, once unpacked
 MAX_MEMBERS = 512
 MAX_RATIO = 100  # uncompressed / compressed size of any member over RATIO_FLOOR (a zip bomb is ~1000×)
 RATIO_FLOOR = 2**20  # small text files (metrics.jsonl) may compress well: the ratio is checked above 1 MiB
+# All members together: an export is mostly a stored checkpoint (ratio ~1) beside deflated text (~5×), so
+# unpacking to over MAX_TOTAL_RATIO × the archive is a bomb made of many members each under RATIO_FLOOR,
+# refused before any is read (240 members of 1 MiB in a 1 MB zip cost 243 MB before this check). Small
+# archives get SMALL_ARCHIVE_BYTES whatever their ratio.
+MAX_TOTAL_RATIO = 20
+SMALL_ARCHIVE_BYTES = 16 * 2**20
+# Per member, by name: what each file of a real export can be (a checkpoint is bounded by the total only)
+MAX_MEMBER_BYTES = {".json": 2**20, ".jsonl": 64 * 2**20, ".png": 4 * 2**20}
 MAX_SNAPSHOTS = 100  # per kind (recon, samples), evenly spread, the newest always kept
 MAX_SNAPSHOT_PIXELS = 4096 * 4096  # a snapshot grid is 8×8 images of 28×28 (a few hundred pixels a side)
 
@@ -164,8 +174,9 @@ def _safe_name(name: str) -> None:
         raise RunError(f"the archive holds an unsafe path {name!r} (absolute or with '..'); refused")
 
 
-def _check_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    """The members to read, after the name, type and size checks; nothing is decompressed yet."""
+def _check_members(zf: zipfile.ZipFile, archive_bytes: int) -> list[zipfile.ZipInfo]:
+    """The members to read, after the name, type and size checks (from the zip's directory: nothing is
+    decompressed yet, so a bomb costs no memory before it is refused)."""
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise RunError(f"the archive holds {len(infos)} files, more than the {MAX_MEMBERS} a run export has")
@@ -193,11 +204,18 @@ def _check_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
         if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise RunError(f"the archive member {name!r} unpacks {info.file_size / max(info.compress_size, 1):.0f}× "
                            f"larger than it is stored (over {MAX_RATIO}×): it looks like a zip bomb; refused")
+        limit = MAX_MEMBER_BYTES.get(os.path.splitext(name)[1])
+        if limit is not None and info.file_size > limit:
+            raise RunError(f"the archive member {name!r} is {info.file_size / 2**20:.1f} MiB, over the "
+                           f"{limit / 2**20:.0f} MiB such a file of a run export can be; refused")
         total += info.file_size
         if total > MAX_UNCOMPRESSED_BYTES:
             raise RunError(f"the archive unpacks to more than {MAX_UNCOMPRESSED_BYTES // 2**20} MiB; "
                            "a run export is far smaller")
         keep.append(info)
+    if total > max(MAX_TOTAL_RATIO * archive_bytes, SMALL_ARCHIVE_BYTES):
+        raise RunError(f"the archive's files unpack to {total / 2**20:.0f} MiB, {total / max(archive_bytes, 1):.0f}× "
+                       f"its size (over {MAX_TOTAL_RATIO}×): it looks like a zip bomb; refused")
     return keep
 
 
@@ -259,13 +277,49 @@ def _check_config(files: dict[str, bytes]) -> dict:
     if not isinstance(config["dataset"], str) or not isinstance(config["model_config"], dict) \
             or not isinstance(config["train"], dict):
         raise RunError("config.json in the archive has fields of the wrong type")
+    # A run trains on this server's own data: `folder:` and `npz:` name a path on this machine, and a resume
+    # would make the worker read (and show, in snapshots) whatever lies there.
+    if config["dataset"] not in registered_datasets():
+        name = config["dataset"]
+        shown = name.partition(":")[0] + ":…" if ":" in name else name[:40]  # never echo a path back
+        raise RunError(f"config.json in the archive names the dataset {shown!r}; an uploaded run must use one "
+                       f"of this server's datasets ({', '.join(registered_datasets())}), not a folder or file")
     try:
-        make_config(config["model"], config["model_config"])  # unknown model or bad settings: ValueError
-        config_from_dict(TrainConfig, config["train"])
-        run_name(config.get("name"))  # a name is one line of text
+        mcfg = make_config(config["model"], config["model_config"])  # unknown model, bad settings, too big
+        tcfg = config_from_dict(TrainConfig, config["train"])
+        check_classes(tcfg, config["dataset"])
+        name = run_name(config.get("name"))  # a name is one line of text
     except (ValueError, TypeError) as e:
         raise RunError(f"config.json in the archive cannot be used here: {e}") from None
-    return config
+    # Only what a run's config.json holds, each value as the engine would write it ("16" becomes 16), so
+    # the pages that read these fields get the types they expect; anything else the file held is dropped.
+    checked = {"model": config["model"], "dataset": config["dataset"], "model_config": _plain(mcfg),
+               "train": _plain(tcfg), "seed": tcfg.seed}
+    if name:
+        checked["name"] = name
+    if _number_or_none(config.get("created_at")) is not None:
+        checked["created_at"] = _number_or_none(config["created_at"])
+    versions = config.get("versions")
+    if isinstance(versions, dict) and len(versions) <= 20 and all(
+            isinstance(k, str) and isinstance(v, str) and len(k) + len(v) < 100 for k, v in versions.items()):
+        checked["versions"] = versions
+    if _text_or_none(config.get("id")):
+        checked["id"] = _text_or_none(config["id"])
+    return checked
+
+
+def _text_or_none(value) -> str | None:
+    return value[:200] if isinstance(value, str) else None
+
+
+def _number_or_none(value) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e11
+    return float(value) if ok else None
+
+
+def _plain(config) -> dict:
+    """A config dataclass as config.json holds it (tuples as lists)."""
+    return json.loads(json.dumps(asdict(config)))
 
 
 def _check_status(files: dict[str, bytes]) -> dict:
@@ -273,6 +327,17 @@ def _check_status(files: dict[str, bytes]) -> dict:
     if status.get("state") not in STATES:
         raise RunError(f"status.json in the archive has an unknown state {status.get('state')!r}")
     return status
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, the first after the signature, without Pillow.
+
+    The size is known from 24 bytes, before any decoder runs: a 39 KB file claiming 6300×6300 pixels
+    would cost 340 MB to decode.
+    """
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise RunError("a PNG in the archive has no IHDR header; the file is damaged")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _check_text_and_images(files: dict[str, bytes]) -> None:
@@ -288,15 +353,15 @@ def _check_text_and_images(files: dict[str, bytes]) -> None:
             continue
         if not data.startswith(_PNG_MAGIC):
             raise RunError(f"{name} in the archive is not a PNG image")
-        try:  # reads the header and checks chunk CRCs; decodes no pixels
+        width, height = png_size(data)
+        if width * height > MAX_SNAPSHOT_PIXELS:  # a few bytes claiming a gigapixel image: a PNG bomb
+            raise RunError(f"{name} in the archive is {width}×{height} pixels, far larger than a "
+                           "snapshot grid; refused")
+        try:  # reads the chunks and checks their CRCs; decodes no pixels
             with Image.open(io.BytesIO(data)) as im:
-                size = im.size
                 im.verify()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise RunError(f"{name} in the archive is not a readable PNG ({e})") from None
-        if size[0] * size[1] > MAX_SNAPSHOT_PIXELS:  # a few bytes claiming a gigapixel image: a PNG bomb
-            raise RunError(f"{name} in the archive is {size[0]}×{size[1]} pixels, far larger than a "
-                           "snapshot grid; refused")
 
 
 def _check_checkpoints(config: dict, paths: list[Path]) -> None:
@@ -312,7 +377,11 @@ def _check_checkpoints(config: dict, paths: list[Path]) -> None:
         if header.get("model") != config["model"]:
             raise RunError(f"{path.name} holds a {header.get('model')!r} model but config.json says "
                            f"{config['model']!r}; the archive is inconsistent")
-        if header.get("model_config") != config["model_config"]:
+        try:
+            saved_config = _plain(make_config(config["model"], header.get("model_config")))
+        except (ValueError, TypeError):
+            saved_config = None
+        if saved_config != config["model_config"]:
             raise RunError(f"{path.name} was saved with other model settings than config.json holds; "
                            "the archive is inconsistent")
         with torch.device("meta"):
@@ -366,7 +435,7 @@ def import_run(runs_dir: Path | str, data: bytes, max_bytes: int = MAX_IMPORT_BY
         raise RunError("the file is not a zip archive; a run export is the .zip that Download run "
                        "(or python -m engine export) writes") from None
     with zf:
-        files = _read_members(zf, _check_members(zf))
+        files = _read_members(zf, _check_members(zf, len(data)))
     manifest = _check_manifest(files)
     config = _check_config(files)
     status = _check_status(files)
@@ -391,8 +460,8 @@ def import_run(runs_dir: Path | str, data: bytes, max_bytes: int = MAX_IMPORT_BY
             train["device"] = "auto"
         now = time.time()
         new_config = {**config, "id": run_id, "train": train, "format_version": FORMAT_VERSION,
-                      "imported": {"from": manifest.get("run_id", config.get("id")), "at": now,
-                                   "exported_at": manifest.get("exported_at"),
+                      "imported": {"from": _text_or_none(manifest.get("run_id", config.get("id"))), "at": now,
+                                   "exported_at": _number_or_none(manifest.get("exported_at")),
                                    "device": config["train"].get("device"), "state": status["state"]}}
         atomic_write_json(stage / "status.json", {**_imported_status(status, step), "updated_at": now})
         final = runs_dir / run_id

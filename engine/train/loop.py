@@ -17,9 +17,11 @@ resume; the 2-D GAN playground (engine.lab.gan_playground) is stepped by the pag
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -27,8 +29,10 @@ from engine.data import load_dataset
 from engine.device import describe_device, resolve_device, set_cpu_threads
 from engine.models import build_model
 from engine.models.settings import config_from_dict
-from engine.runs import Run, atomic_write_bytes, model_state, process_start_time, read_checkpoint
-from engine.runs.config import TrainConfig
+from engine.runs import (Run, RunError, atomic_write_bytes, finite, model_from_tensors, model_state, process_start_time,
+                         read_checkpoint)
+from engine.runs.files import scrub_paths, shown
+from engine.runs.config import TrainConfig, check_own_data
 from engine.train.adversarial import AdversarialTrainer
 from engine.train.reconstruction import ReconstructionTrainer
 from engine.train.trainer import Clock, schedule_factor
@@ -57,6 +61,7 @@ def train_run(run: Run, *, resume: bool = False, should_stop: Callable[[], bool]
     Marks the run running, then done, cancelled (cancel file or should_stop), interrupted
     (KeyboardInterrupt) or failed (any exception, whose text lands in status.json, then re-raised).
     """
+    _ = run.config  # a damaged config.json raises RunError here, before the run is marked running
     pid = os.getpid()
     run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), error=None, started_at=time.time(),
                    phase="loading the data and building the model")
@@ -66,8 +71,8 @@ def train_run(run: Run, *, resume: bool = False, should_stop: Callable[[], bool]
         run.set_status(state="interrupted", error="stopped by Ctrl-C; resume continues from the last checkpoint")
         raise
     except Exception as e:
-        tail = "".join(traceback.format_exception(e)[-3:])
-        run.set_status(state="failed", error=f"{type(e).__name__}: {e}\n{tail}")
+        tail = "".join(traceback.format_exception(e)[-3:])  # every visitor sees it: no server paths in it
+        run.set_status(state="failed", error=scrub_paths(f"{type(e).__name__}: {e}\n{tail}"))
         raise
 
 
@@ -77,6 +82,7 @@ class Loop:
     def __init__(self, run: Run, should_stop: Callable[[], bool], on_log: Callable[[dict], None] | None = None):
         self.run_dir, self.should_stop, self.on_log = run, should_stop, on_log
         self.config = run.config
+        check_own_data(self.config)  # before any data is read
         self.cfg = cfg = config_from_dict(TrainConfig, self.config["train"])
         torch.manual_seed(cfg.seed)  # the weights' initialisation
         self.device = resolve_device(cfg.device)
@@ -125,17 +131,47 @@ class Loop:
         return self.cancel() if cancelled else self.finish()
 
     def restore(self) -> None:
-        """Continue from the newest checkpoint: weights, optimizer state, step, epoch, time; later lines go."""
-        ckpt = self.run_dir.latest_checkpoint()
-        if ckpt is None:
+        """Continue from the newest checkpoint that loads: weights, optimizer state, step, epoch, time; later
+        lines go. A damaged newest checkpoint (a killed write, a damaged copy) falls back to the one before,
+        as `eval` and the pages do; only when none loads does resume fail, saying why."""
+        self.run_dir.remove_stale_temp_files(worker_gone=True)  # this process is the run's worker now
+        ckpts = self.run_dir.checkpoints()
+        if not ckpts:
             self.run_dir.truncate_metrics(-1)
             return
+        skipped = []
+        for step, ckpt in reversed(ckpts):
+            try:
+                self._restore_from(ckpt)
+            except RunError as e:
+                skipped.append((step, str(e)))
+                continue
+            if skipped:
+                note = (f"resumed from the checkpoint at step {self.step:,}: the newer one(s) at step "
+                        f"{', '.join(f'{s:,}' for s, _ in skipped)} did not load ({skipped[0][1]})")
+                print(f"latent-lab: {note}", file=sys.stderr, flush=True)
+                self.run_dir.set_status(resume_note=note)
+            self.run_dir.truncate_metrics(self.step)
+            return
+        raise RunError(f"no checkpoint of run {self.run_dir.id} loads, so it cannot be resumed "
+                       f"(the newest: {skipped[0][1]}); start a new run with its settings")
+
+    def _restore_from(self, ckpt: Path) -> None:
+        """Weights, optimizer state and counters from one checkpoint; RunError when it does not fit this run."""
         header, tensors = read_checkpoint(ckpt)
-        self.model.load_state_dict(model_state(tensors))
-        self.trainer.load_state(header, tensors)
-        self.step, self.epoch = header["step"], header["epoch"]
-        self.elapsed_before, self.batch = header.get("elapsed", 0.0), header.get("batch", 0)
-        self.run_dir.truncate_metrics(self.step)
+        model_from_tensors(ckpt, header, tensors)  # builds the model it describes: a lying header fails here
+        step, epoch = finite(header.get("step")), finite(header.get("epoch"))
+        elapsed, batch = finite(header.get("elapsed", 0.0)), finite(header.get("batch", 0))
+        if None in (step, epoch, elapsed, batch) or min(step, epoch, elapsed, batch) < 0:
+            raise RunError(f"checkpoint {shown(ckpt)} has no valid step, epoch, elapsed time or batch in its header")
+        try:
+            self.model.load_state_dict(model_state(tensors))
+            self.trainer.load_state(header, tensors)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+            raise RunError(f"checkpoint {shown(ckpt)} does not fit this run's model or optimizer: "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        self.step, self.epoch = int(step), int(epoch)
+        self.elapsed_before, self.batch = elapsed, int(batch)
 
     def train(self) -> bool:
         """Epochs until the budget is spent; True when cancelled."""

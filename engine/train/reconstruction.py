@@ -33,6 +33,7 @@ class ReconstructionTrainer(Trainer):
         gen_device = device if device.type == "cuda" else torch.device("cpu")
         self.noise_gen = torch.Generator(device=gen_device).manual_seed(cfg.seed + 1)
         self.sample_seed = cfg.seed + 2  # seed of the fixed z for VAE sample grids
+        model.start_from_data(self.x_train.mean(0))  # a resumed run loads its checkpoint over this afterwards
 
     @property
     def optimizers(self) -> dict:

@@ -146,6 +146,32 @@ def test_lecture_example_is_expressible():
     assert x_hat.min() >= 0 and x_hat.max() <= 1  # the sigmoid output
 
 
+def test_dense_layers_start_as_keras_starts_them_and_the_output_at_the_mean_digit():
+    """Issue 11: PyTorch's default init (±1/√fan_in weights and biases) left the lecture's example 12 % behind the
+    course's Keras code after ten epochs; Glorot-uniform weights with zero biases (Keras's defaults) close the gap,
+    and starting the output bias at the mean training image goes well past it (bench/bench_lecture.py)."""
+    from engine.data import load_dataset
+
+    lecture = {"hidden": (), "latent_dim": 64, "latent_activation": "relu"}
+    torch.manual_seed(0)
+    keras_like = build_model("ae", {**lecture, "init": "glorot"})
+    pytorch = build_model("ae", {**lecture, "init": "torch"})
+    for m in [m for m in keras_like.modules() if isinstance(m, nn.Linear)]:
+        bound = (6 / (m.in_features + m.out_features)) ** 0.5
+        assert m.bias.abs().max() == 0 and m.weight.abs().max() <= bound
+        assert m.weight.abs().max() > 0.95 * bound  # uniform up to the bound, not PyTorch's narrower ±1/√fan_in
+    assert all(m.bias.abs().max() > 0 for m in pytorch.modules() if isinstance(m, nn.Linear))
+
+    mean = load_dataset("mnist-5k").x_train.mean(0)
+    data = build_model("ae", lecture)  # "data" is the default
+    assert data.config.init == "data"
+    data.start_from_data(mean)
+    pytorch.start_from_data(mean)  # no effect unless asked for
+    x_hat = data.decode(torch.zeros(1, 64))[0]  # a zero code: only the output bias speaks
+    assert torch.allclose(x_hat, mean.clamp(1e-3, 1 - 1e-3), atol=1e-5)
+    assert not torch.allclose(pytorch.decode(torch.zeros(1, 64))[0], mean, atol=0.1)
+
+
 def test_conv_ae_uses_the_lecture_blocks():
     model = build_model("conv_ae")
     kinds = {type(m) for m in model.modules()}

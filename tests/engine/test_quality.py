@@ -31,6 +31,19 @@ def test_the_starter_beats_half_the_pca_error_whatever_the_machine_is_doing(tmp_
     assert metrics["mse"] <= 0.5 * metrics["pca_mse"]
 
 
+KERAS_LECTURE_MSE = 0.0397  # the course's Keras code on the same split: median of 5 seeds (0.0394–0.0409),
+# python bench/bench_lecture.py --keras-python … (2026-12-01, 2-core CPU); Keras is no dependency of ours
+
+
+def test_the_lectures_example_does_at_least_as_well_as_the_lectures_code(tmp_path):
+    """Issue 11: 784 → Dense(64, relu) → Dense(784, sigmoid), Adam, MSE, 10 epochs of 256, as the course trains it."""
+    config = make_run_config("ae", "mnist-5k", {"hidden": (), "latent_dim": 64, "latent_activation": "relu"},
+                             {"epochs": 10, "batch_size": 256})
+    metrics = train_run(Run.create(tmp_path, config))
+    print(f"lecture example, 10 epochs: test MSE {metrics['mse']:.5f} (Keras {KERAS_LECTURE_MSE})")
+    assert metrics["mse"] <= KERAS_LECTURE_MSE
+
+
 def test_vae_prior_samples_are_recognisable_digits(tmp_path):
     """Samples z ~ N(0, I), judged against real digits in pixel space by scikit-learn neighbours.
 

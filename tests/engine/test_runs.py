@@ -223,3 +223,50 @@ def test_a_running_run_whose_process_is_gone_is_marked_interrupted(run):
     assert "before its first checkpoint" in run.status().error
     run.set_status(state="running", pid=os.getpid(), pid_start=None)
     assert run.mark_if_dead() == "running"
+
+
+def test_a_long_runs_snapshots_thin_out_and_the_newest_stay(run, monkeypatch):
+    """A run at the shortest snapshot interval for a week would write millions of PNGs: past MAX_SNAPSHOTS of a
+    kind, the older ones thin to an evenly spread history (the start kept), the newest kept as they are."""
+    from engine.runs import store
+
+    monkeypatch.setattr(store, "MAX_SNAPSHOTS", 12)
+    monkeypatch.setattr(store, "RECENT_SNAPSHOTS", 4)
+    for step in range(0, 200, 2):
+        run.save_snapshot(b"png", step)
+        run.save_snapshot(b"png", step, kind="samples")
+    for kind in ("recon", "samples"):
+        steps = [s.step for s in run.snapshots(kind)]
+        assert len(steps) <= 12 and steps[0] == 0, steps
+        assert steps[-4:] == [192, 194, 196, 198], steps
+        gaps = [b - a for a, b in zip(steps, steps[1:-4])]
+        assert max(gaps) <= 4 * min(gaps), steps  # spread over the run, not bunched at one end
+
+
+def test_a_run_that_cannot_be_written_leaves_no_folder(tmp_path, monkeypatch):
+    """Run.create builds the folder hidden and renames it into place: a value JSON cannot hold (NaN), or a crash
+    mid-way, leaves no half run folder for the pages to trip on; a crash's leftover is cleaned later."""
+    from engine.runs import store
+    from engine.runs.jobs import JobManager
+
+    with pytest.raises(ValueError):
+        Run.create(tmp_path, {"model": "ae", "dataset": "mnist-5k", "model_config": {}, "train": {"lr": float("nan")}})
+    assert list(tmp_path.iterdir()) == [] and list_runs(tmp_path) == []
+
+    real = store.atomic_write_json
+    monkeypatch.setattr(store, "atomic_write_json", lambda path, obj: (_ for _ in ()).throw(OSError(28, "No space"))
+                        if path.name == "config.json" else real(path, obj))
+    with pytest.raises(OSError):
+        Run.create(tmp_path, {"model": "ae"}, run_id="full-disk")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    leftover = tmp_path / ".create-killed-abcd"  # what a SIGKILL between mkdir and rename leaves
+    (leftover / "checkpoints").mkdir(parents=True)
+    os.utime(leftover, (0, 0))
+    JobManager(tmp_path)  # a starting job manager cleans up
+    assert not leftover.exists()
+    first = Run.create(tmp_path, {"model": "ae"}, run_id="same")
+    with pytest.raises(FileExistsError):
+        Run.create(tmp_path, {"model": "ae"}, run_id="same")
+    assert [r.id for r in list_runs(tmp_path)] == [first.id]

@@ -320,4 +320,5 @@ def test_forged_settings_asking_for_a_huge_model_are_refused_before_building_it(
     huge = {**header["model_config"], "hidden": [2**28]}  # 784 × 2²⁸ floats: about 840 GB if it were built
     files[name] = st_save(st_load(files[name]), metadata={"latent_lab": json.dumps({**header, "model_config": huge})})
     files = _edit_config(files, model_config=huge)
-    assert_refused(dest, repack(files), "does not fit a 'ae' model with these settings")
+    # refused by the declared range of `hidden` now, before even the shapes are compared
+    assert_refused(dest, repack(files), "hidden must be at most 4,096|does not fit a 'ae' model with these settings")

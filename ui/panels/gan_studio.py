@@ -17,6 +17,7 @@ from ui.resources import dataset_tensors, job_manager, loaded_at
 from ui.run_panel import ERRORS, signature
 from ui.text import fmt
 from ui.urlstate import query_value, set_query
+from ui.escape import md
 
 SIGNATURE_KEY = "gan_signature"  # the GAN runs and states the page was drawn with
 
@@ -82,14 +83,15 @@ def gan_table() -> None:
     try:
         found = gan_summaries()
     except ERRORS as e:
-        st.error(f"Cannot list the runs: {e}")
+        st.error(f"Cannot list the runs: {md(e)}")
         return
     if signature(found) != st.session_state.get(SIGNATURE_KEY):
         st.rerun()
-    rows = [{"id": s["id"], "model": s.get("model"), "state": s.get("state"), "step": s.get("step"),
+    rows = [{"id": s["id"], "model": s.get("model"), "state": "damaged" if s.get("damaged") else s.get("state"),
+             "step": s.get("step"),
              "progress": min(max(float(s.get("progress") or 0.0), 0.0), 1.0),
              "FID": (s.get("metrics") or {}).get("fid"), "IS": (s.get("metrics") or {}).get("inception_score"),
-             "classes": (s.get("metrics") or {}).get("classes_covered")} for s in found]
+             "classes": (s.get("metrics") or {}).get("classes_covered"), "damaged": s.get("damaged")} for s in found]
     if rows:
         st.dataframe(rows, hide_index=True, placeholder="–", column_config=TABLE_COLUMNS)
 
@@ -165,7 +167,7 @@ def timeline(run: Run, compare: Run | None, active: bool = False) -> None:
         records = {k: r.metrics() for k, r in shown.items()}
         configs = {k: r.config for k, r in shown.items()}
     except ERRORS as e:
-        st.warning(f"A run cannot be read: {e}")
+        st.warning(f"A run cannot be read: {md(e)}")
         return
     steps = [s.step for s in snaps["A"]]
     if not steps:
@@ -265,7 +267,7 @@ def slow_motion(run: Run) -> None:
         try:
             sm = gan_lab.SlowMotion(run, st.session_state.get("gan_at"), dataset_tensors(run.config["dataset"]))
         except ERRORS as e:
-            st.error(f"Cannot load a checkpoint of run {run.id}: {e}")
+            st.error(f"Cannot load a checkpoint of run {run.id}: {md(e)}")
             return
         st.session_state["gan_slowmo"] = sm
     for col, (action, label) in zip(buttons[1:], (("d", "Step D"), ("g", "Step G"), ("both", "Step both"))):
@@ -273,7 +275,7 @@ def slow_motion(run: Run) -> None:
             try:
                 sm.step(action)
             except Exception as e:
-                st.error(f"{label} failed: {type(e).__name__}: {e}")
+                st.error(f"{label} failed: {type(e).__name__}: {md(e)}")
     if sm is None:
         st.caption("Load the checkpoint nearest the timeline's step, then step the discriminator, the generator, "
                    "or both, one update at a time.")
@@ -308,7 +310,7 @@ def learning_rates(run: Run) -> None:
     try:
         status, records, train = run.status(), run.metrics(), run.config["train"]
     except ERRORS as e:
-        st.warning(f"Run {run.id} cannot be read: {e}")
+        st.warning(f"Run {run.id} cannot be read: {md(e)}")
         return
     history = gan_lab.lr_history(records)
     lr_g = history["lr_g"][1][-1] if history["lr_g"][1] else float(train["lr"])
@@ -327,7 +329,7 @@ def learning_rates(run: Run) -> None:
                 try:
                     run.set_control(lr=new_g, lr_d=new_d)
                 except ERRORS as e:
-                    st.error(f"Could not send the new rates: {e}")
+                    st.error(f"Could not send the new rates: {md(e)}")
                 else:
                     st.success(f"Sent η_G = {new_g:g}, η_D = {new_d:g}: the trainer applies them within a second, "
                                "and the curve shows them from its next log line.")
@@ -358,7 +360,7 @@ def memorisation(run: Run, n: int = 8) -> None:
             judge, why = judge_for(loaded.config["dataset"], str(job_manager().runs_dir))
             memo = gan_lab.memorisation(loaded, dataset_tensors(loaded.config["dataset"]), n=n, seed=0, judge=judge)
         except ERRORS as e:
-            st.error(f"Cannot compare run {run.id}'s samples: {e}")
+            st.error(f"Cannot compare run {run.id}'s samples: {md(e)}")
             return
         st.session_state["gan_memo"] = (run.id, loaded.step, memo, why)
     saved = st.session_state.get("gan_memo")
@@ -385,7 +387,7 @@ def class_samples(run: Run) -> None:
     try:
         loaded = gan_at(run)
     except ERRORS as e:
-        st.info(f"No generator to sample yet: {e}")
+        st.info(f"No generator to sample yet: {md(e)}")
         return
     k = loaded.num_classes
     names = class_names(loaded.config["dataset"], k)
