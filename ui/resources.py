@@ -35,7 +35,13 @@ def configure_server() -> None:
     pays for waking them, and with training workers busy on the same cores a multi-threaded pass
     waits behind them (measured: decode + PNG 250–630 ms with 2 threads under load, 2–8 ms with 1).
     Training runs in worker processes with their own thread counts, so it is unaffected.
+
+    pandas is imported here too, once, before the UMAP warm-up thread starts: imported lazily by two threads at
+    once along different paths (the warm-up's umap → sklearn → pandas, a page's plotly or st.dataframe → pandas),
+    Python's import deadlock avoidance hands one of them the half-initialised module, and the Latent map showed
+    "partially initialized module 'pandas' has no attribute 'Series'" (bench/bench_load.py, 5 sessions).
     """
+    import pandas  # noqa: F401
     import torch
 
     torch.set_num_threads(1)

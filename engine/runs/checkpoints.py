@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import re
 from pathlib import Path
 
@@ -149,6 +150,7 @@ def model_from_tensors(path: Path, header: dict, tensors: dict[str, torch.Tensor
 
 
 _PROBLEMS: dict[tuple[str, int, int], str | None] = {}  # (path, mtime_ns, size) → checkpoint_problem's answer
+_CHECKING = threading.Lock()
 
 
 def checkpoint_problem(path: Path) -> str | None:
@@ -162,17 +164,22 @@ def checkpoint_problem(path: Path) -> str | None:
     except OSError:
         return f"checkpoint {shown(path)} is missing"
     key = (str(path), st.st_mtime_ns, st.st_size)
-    if key not in _PROBLEMS:
-        try:
-            header, tensors = read_checkpoint(path)
-            model_from_tensors(path, header, tensors)
-            problem = None
-        except RunError as e:
-            problem = str(e)
-        if len(_PROBLEMS) > 4096:  # a long-lived server: forget the oldest answers
-            for old in list(_PROBLEMS)[:1024]:
-                _PROBLEMS.pop(old, None)
-        _PROBLEMS[key] = problem
+    if key in _PROBLEMS:
+        return _PROBLEMS[key]
+    # One check per file version even when twenty sessions' reruns see a new checkpoint at the same moment:
+    # without the lock each of them read, hashed and rebuilt it (bench/bench_load.py: 16 % of the server's CPU).
+    with _CHECKING:
+        if key not in _PROBLEMS:
+            try:
+                header, tensors = read_checkpoint(path)
+                model_from_tensors(path, header, tensors)
+                problem = None
+            except RunError as e:
+                problem = str(e)
+            if len(_PROBLEMS) > 4096:  # a long-lived server: forget the oldest answers
+                for old in list(_PROBLEMS)[:1024]:
+                    _PROBLEMS.pop(old, None)
+            _PROBLEMS[key] = problem
     return _PROBLEMS[key]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -124,8 +125,35 @@ def read_regular(path: Path, limit: int) -> bytes:
             raise RunError(f"cannot read {name}: {e.strerror}") from None
 
 
+_JSON: dict[tuple, dict] = {}  # (path, inode, mtime_ns, size) → the object read_json parsed from that file version
+MAX_REMEMBERED_JSON = 4096
+
+
 def read_json(path: Path) -> dict:
-    """A JSON object from the plain file `path`; RunError (naming the file as `shown` does) when it is not one."""
+    """A JSON object from the plain file `path`; RunError (naming the file as `shown` does) when it is not one.
+
+    Each file version is read and parsed once per process and handed out as a copy: a page rerun asks for every
+    run's config.json and status.json several times (listings, pickers, labels), twenty sessions at once each
+    second, and a stat is much cheaper than an open, a read and a parse. Writers replace files by renaming, so a
+    new version has a new inode and mtime.
+    """
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        st = None
+    key = (str(path), st.st_ino, st.st_mtime_ns, st.st_size) if st is not None and stat.S_ISREG(st.st_mode) else None
+    if key is not None and key in _JSON:
+        return copy.deepcopy(_JSON[key])
+    obj = _parse_json(path)
+    if key is not None:
+        if len(_JSON) >= MAX_REMEMBERED_JSON:
+            for old in list(_JSON)[: MAX_REMEMBERED_JSON // 4]:
+                _JSON.pop(old, None)
+        _JSON[key] = copy.deepcopy(obj)
+    return obj
+
+
+def _parse_json(path: Path) -> dict:
     name = shown(path)
     data = read_regular(path, MAX_JSON_BYTES)
     try:
