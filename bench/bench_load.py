@@ -1,11 +1,17 @@
 """Many visitors on one server: page-ready and slider times while two trainings run, as N grows.
 
     python bench/bench_load.py [--sessions 5,10,20] [--seconds 120] [--root OTHER_CHECKOUT]
+                               [--trainers jobs|cli] [--py-spy FILE]
 
 One `streamlit run app.py` on 127.0.0.1 over a runs folder holding a finished conv_ae and a PCA run;
-two more trainings (`python -m engine train conv_ae`, one thread each) run beside it for the whole
-benchmark. N visitor sessions then cycle Home → Train → Draw → Latent explorer → Latent map for
+two more conv_ae trainings (one thread each) run beside it for the whole benchmark, started the way the
+app starts them: by a job manager (`engine.runs.jobs.JobManager`, two slots, so each worker gets one
+core's thread, its own session and the worker priority the job manager gives). `--trainers cli` starts
+them as plain `python -m engine train` children of this script instead (what this benchmark did before
+2026-12-01: they then shared one scheduling group, the load generator's, and were not the app's
+workers). N visitor sessions then cycle Home → Train → Draw → Latent explorer → Latent map for
 `--seconds`, each staying a few seconds on a page and, on the explorer, moving a latent slider.
+`--py-spy FILE` records the server with py-spy during the last N's load (raw, for a flame graph).
 
 The visitors speak Streamlit's own protocol (the websocket at /_stcore/stream, BackMsg/ForwardMsg
 protobufs, as the browser's frontend does): each page is a `rerun_script` for that page and is ready
@@ -27,6 +33,7 @@ import json
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -229,6 +236,9 @@ def main() -> int:
     ap.add_argument("--sessions", default="5,10,20", help="comma-separated N (default 5,10,20)")
     ap.add_argument("--seconds", type=float, default=120.0, help="load per N (default 120)")
     ap.add_argument("--root", type=Path, help="another checkout to serve (default: this one)")
+    ap.add_argument("--trainers", choices=("jobs", "cli"), default="jobs",
+                    help="start the two trainings with a job manager, as the app does (default), or the CLI")
+    ap.add_argument("--py-spy", type=Path, help="record the server with py-spy during the last N's load")
     args = ap.parse_args()
     root = (args.root or ROOT).resolve()
     env = {"PYTHONPATH": str(root)} if args.root else {}
@@ -240,22 +250,42 @@ def main() -> int:
         for cmd in (["train", "conv_ae", "--steps", "300", "--id", "starter", "--quiet"],
                     ["train", "pca", "--latent-dim", "32", "--id", "pca", "--quiet"]):
             subprocess.run(py + cmd, cwd=root, env=penv, check=True, stdout=subprocess.DEVNULL)
-        trainers = [subprocess.Popen(py + ["train", "conv_ae", "--steps", "10000000", "--set", "threads=1",
-                                           "--id", f"busy-{i}", "--quiet"], cwd=root, env=penv,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+        if args.trainers == "cli":
+            trainers = [subprocess.Popen(py + ["train", "conv_ae", "--steps", "10000000", "--set", "threads=1",
+                                               "--id", f"busy-{i}", "--quiet"], cwd=root, env=penv,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+        else:  # the served checkout's own job manager, in a child process that holds it (as the server holds one)
+            holder = ("import sys, time\n"
+                      "from engine.runs.jobs import JobManager\n"
+                      "jm = JobManager(sys.argv[1], max_concurrent=2)\n"
+                      "for i in range(2):\n"
+                      "    jm.submit('conv_ae', train={'steps': 10000000}, run_id=f'busy-{i}')\n"
+                      "print('started', flush=True)\n"
+                      "time.sleep(1e9)\n")
+            trainers = [subprocess.Popen([sys.executable, "-c", holder, str(runs)], cwd=root, env=penv,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)]
+            trainers[0].stdout.readline()
         busy = [runs / f"busy-{i}" for i in range(2)]
         try:
             with streamlit_server("app.py", Path(tmp) / "server.log", env={**env, "LATENT_LAB_RUNS": str(runs)},
                                   root=root) as url:
                 pid = server_pid(url)
                 time.sleep(10)  # the trainings past their start-up
-                for n in [int(s) for s in args.sessions.split(",")]:
+                sessions = [int(s) for s in args.sessions.split(",")]
+                for n in sessions:
                     quiet_pace = pace(busy, 10.0)
+                    spy = None
+                    if args.py_spy and n == sessions[-1] and pid:
+                        spy_cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "-d",
+                                   str(int(args.seconds)), "-r", "20", "-f", "raw", "-o", str(args.py_spy)]
+                        spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     stats = {"page": [], "slider": [], "page_timeouts": 0, "slider_timeouts": 0,
                              "exceptions": 0, "errors": [], "exception_texts": set()}
                     rss, steps0, cpu0, t0 = [], training_steps(busy), time.process_time(), time.monotonic()
                     asyncio.run(load_and_watch(url, n, args.seconds, stats, pid, rss))
                     wall = time.monotonic() - t0
+                    if spy:
+                        spy.wait(timeout=60)
                     loaded_pace = sum(b - a for a, b in zip(steps0, training_steps(busy))) / wall
                     row = {"sessions": n, "seconds": round(wall, 1),
                            "page_p50_s": percentile(stats["page"], 0.5), "page_p95_s": percentile(stats["page"], 0.95),
@@ -276,8 +306,17 @@ def main() -> int:
                           f"{row['training_pace_kept']:.0%} of their pace; generator CPU {row['generator_cpu_s']} s "
                           f"of {row['seconds']} s", file=sys.stderr, flush=True)
         finally:
+            if args.trainers == "jobs":  # the workers run in sessions of their own: stop them by their pids
+                for d in busy:
+                    try:
+                        os.kill(int(json.loads((d / "status.json").read_text())["pid"]), signal.SIGKILL)
+                    except (OSError, ValueError, KeyError, TypeError):
+                        pass
             for p in trainers:
-                p.kill()
+                try:
+                    os.killpg(p.pid, signal.SIGKILL) if args.trainers == "jobs" else p.kill()
+                except OSError:
+                    pass
                 p.wait()
     print(json.dumps({"bench": "load", "root": str(root), "cpus": os.cpu_count(), "machine": platform.machine(),
                       "results": results}))

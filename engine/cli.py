@@ -89,6 +89,9 @@ def cmd_train(args) -> int:
             train_part[key] = value
     if args.latent_dim is not None:
         model_part["latent_dim"] = args.latent_dim
+    from engine.models import data_settings  # a sequence model's T and C come from its dataset
+
+    model_part = {**data_settings(args.model, args.data), **model_part}
     config = make_run_config(args.model, args.data, model_part, train_part, name=args.name)
     run = Run.create(args.runs_dir or default_runs_dir(), config, run_id=args.id)
     print(f"run {run.id} in {run.path}", file=sys.stderr)
@@ -132,6 +135,10 @@ def cmd_eval(args) -> int:
 
         # the judge lives beside the run (RUNS/.judges), trained on first use
         metrics = evaluate_generator(model, dataset.name, run.path.parent, n=args.n, seed=args.seed, device=device)
+    elif model.trainer == "sequence":  # series (T, C): their own scores (engine.eval.sequences)
+        from engine.eval.sequences import evaluate_sequences
+
+        metrics = evaluate_sequences(model, dataset, device=device)
     else:
         metrics = evaluate(model, dataset, device=device)
     _print_json({"run": run.id, "step": header["step"], "dataset": dataset.name, "model": header["model"],

@@ -17,6 +17,7 @@ from ui.entry import ensure_app
 from ui.forms import new_run_form
 from ui.panels import gan_studio as gan_ui
 from ui.resources import job_manager
+from ui.session import actor, shared_runs
 from ui.run_panel import ERRORS, live_run_panel, signature
 from ui.sidebar import selected_dataset
 from ui.text import explain
@@ -61,7 +62,7 @@ with st.expander("Start a GAN run", icon=":material/rocket_launch:"):
         show_new(new)
 
 try:
-    runs = gan_lab.gan_runs(jm.runs())
+    runs = gan_lab.gan_runs(jm.runs(actor(), shared_runs()))
 except ERRORS as e:
     st.error(f"Cannot list the runs: {md(e)}")
     st.stop()
@@ -87,7 +88,7 @@ if not runs:
                  icon=":material/rocket_launch:", disabled=not dataset.available,
                  help=f"Trains {demo.what}; a step budget gives the same GAN on a busy machine, only later"):
         try:
-            starter = jm.submit(model, dataset.name, model_config, train, name="short DCGAN")
+            starter = jm.submit(model, dataset.name, model_config, train, name="short DCGAN", actor=actor())
         except Exception as e:
             st.error(f"Could not start training: {md(e)}")
         else:

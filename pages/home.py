@@ -7,9 +7,11 @@ The selected run lives in the URL (`?run=ID`), so a link restores it. Runs start
 import streamlit as st
 
 from engine.lab.demos import DEMOS, demo_scale
+from engine.lab.home import ago as lab_ago
 from ui.entry import ensure_app
 from ui.navigation import tour
 from ui.resources import job_manager
+from ui.session import actor
 from ui.run_panel import live_run_panel, run_summaries, runs_table
 from ui.sidebar import selected_dataset
 from ui.escape import md, md_quote
@@ -52,7 +54,7 @@ right.markdown(f"**Dataset:** `{dataset.name}`" +
                f" · **starter:** {starter.summary(scale)}")
 if clicked:
     try:
-        run = jm.submit(model, dataset.name, model_config, train, name="starter")
+        run = jm.submit(model, dataset.name, model_config, train, name="starter", actor=actor())
     except Exception as e:
         st.error(f"Could not start the starter run: {md(e)}")
     else:
@@ -79,3 +81,12 @@ if ids:
     selected = st.selectbox("Run", ids, key="home_run")
     st.query_params["run"] = selected
     live_run_panel(selected, states[selected])
+
+if actor().presenter:  # the presenter's view of the room: every workspace, its runs, jobs and disk
+    rows = jm.workspaces()
+    with st.expander(f"Workspaces ({len(rows)})", icon=":material/groups:"):
+        st.caption("Every workspace on this server: when it was last used, its runs, its jobs queued or training, "
+                   "and the disk its runs take. The runs table above lists all their runs; pick one to moderate it.")
+        st.dataframe([{"workspace": r["workspace"][:8] or "server (CLI)", "last seen": lab_ago(r["last_seen"]),
+                       "runs": r["runs"], "jobs": r["active"], "MB": round(r["bytes"] / 2**20, 1)} for r in rows],
+                     hide_index=True)

@@ -14,6 +14,7 @@ from engine.train import fixed_test_batch
 from ui.charts.pca_vs_ae import angle_figure, error_figure
 from ui.entry import ensure_app
 from ui.resources import dataset_tensors, job_manager, loaded_run
+from ui.session import actor, shared_runs
 from ui.runs import pick_run, usable_runs
 from ui.sidebar import usable_dataset
 from ui.text import explain
@@ -41,13 +42,13 @@ def pca_errors(dataset_name: str) -> dict[int, float]:
 
 
 def sweep_rows() -> list[dict]:
-    return lab.sweep_rows(job_manager().runs(), dataset.name)
+    return lab.sweep_rows(job_manager().runs(actor(), shared_runs()), dataset.name)
 
 
 def cancel_sweep(run_ids: list[str]) -> None:
     for run_id in run_ids:
         try:
-            job_manager().cancel(run_id)
+            job_manager().cancel(run_id, actor=actor())
         except Exception as e:  # finished or deleted meanwhile: nothing left to stop
             st.toast(f"Run {md(run_id)}: {md(e)}")
 
@@ -67,7 +68,7 @@ def sweep_panel() -> None:
         try:
             for model, k in missing:
                 job_manager().submit(model, dataset.name, {"latent_dim": k}, lab.sweep_train(model, k),
-                                     name=lab.sweep_run_name(model, k))
+                                     name=lab.sweep_run_name(model, k), actor=actor())
         except Exception as e:
             st.error(f"Could not start the sweep: {md(e)}")
         else:

@@ -11,12 +11,13 @@ import streamlit as st
 from engine.lab.train import trainable_models
 from engine.models import formulas, get_model_class
 from engine.runs import ACTIVE, Run
-from engine.runs.transfer import MAX_IMPORT_BYTES, export_filename, export_run, import_run
+from engine.runs.transfer import MAX_IMPORT_BYTES, export_filename
 from ui.charts.losses import compare_figure
 from ui.entry import ensure_app
 from ui.forms import new_run_form
 from ui.resources import job_manager
 from ui.run_panel import ERRORS, live_run_panel, run_summaries, runs_table
+from ui.session import actor
 from ui.text import explain
 from ui.urlstate import query_value, set_query
 from ui.escape import md, md_quote
@@ -37,7 +38,7 @@ def import_upload() -> None:
         st.session_state.pop("train_upload_result", None)
         return
     try:
-        new = import_run(jm.runs_dir, uploaded.getvalue())
+        new = jm.import_archive(uploaded.getvalue(), actor=actor())
     except ERRORS as e:
         st.session_state["train_upload_result"] = (False, f"{uploaded.name} was not imported: {e}")
     else:
@@ -82,9 +83,10 @@ try:
     run = Run(jm.runs_dir / selected) if ids else None
 except ERRORS:  # deleted since the listing: the table's next poll redraws the page
     run = None
-if run is not None:
+if run is not None and jm.owns(run, actor()):  # a run of another workspace: its owner's to download
     # built on click, in Streamlit's download thread: no zip is made for runs nobody downloads
-    down.download_button("Download run (.zip)", data=partial(export_run, run), file_name=export_filename(run),
+    down.download_button("Download run (.zip)", data=partial(jm.export, run.id, actor()),
+                         file_name=export_filename(run),
                          mime="application/zip", key="train_download", icon=":material/download:",
                          on_click="ignore", disabled=not run.checkpoints(), width="stretch",
                          help="config, status, metrics, the newest checkpoint (safetensors, no pickle) and the "

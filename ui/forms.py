@@ -10,7 +10,9 @@ from engine.lab.train import EMPTY_MEANS, TRAIN_SETTINGS, model_settings, parse_
 from engine.models.settings import Setting
 from engine.runs import Run
 from engine.runs.config import MAX_NAME
+from ui.escape import md
 from ui.resources import job_manager
+from ui.session import actor
 from ui.sidebar import selected_dataset
 
 
@@ -97,7 +99,7 @@ def new_run_form(model: str, key: str, form_key: str, train_names=TRAIN_SETTINGS
         return None
     try:
         return job_manager().submit(model, dataset.name, parse_values(model_fields, model_values),
-                                    parse_values(train_fields, train_values), name=name)
+                                    parse_values(train_fields, train_values), name=name, actor=actor())
     except Exception as e:
-        st.error(f"Could not start training: {e}")
+        st.error(f"Could not start training: {md(e)}")
         return None

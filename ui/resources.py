@@ -97,9 +97,22 @@ def datasets() -> list[DatasetInfo]:
     return list_datasets()
 
 
-@st.cache_resource(show_spinner="Loading the dataset…")
 def dataset_tensors(name: str):
-    """The engine's Dataset (tensors on the CPU), shared by every session."""
+    """The engine's Dataset (tensors on the CPU), shared by every session. An upload is keyed by its file's time
+    too, so a deleted upload whose name is used again loads as the new data it is."""
+    version = ""
+    if name.startswith("upload:"):
+        from engine.data.uploads import upload_path
+
+        try:
+            version = str(upload_path(name).stat().st_mtime_ns)
+        except (OSError, ValueError):  # gone or malformed: load_dataset says why
+            version = "missing"
+    return _dataset_tensors(name, version)
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=16)
+def _dataset_tensors(name: str, version: str):
     return load_dataset(name)
 
 

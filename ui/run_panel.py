@@ -14,6 +14,7 @@ from engine.runs.queue import QueuePlace
 from ui.charts.losses import loss_figure
 from ui.images import read_image
 from ui.resources import job_manager
+from ui.session import actor, share_link, shared_runs
 from ui.text import fmt, state_icon
 from ui.escape import md
 
@@ -51,7 +52,7 @@ def run_summaries() -> list[dict]:
     """
     jm = job_manager()
     try:
-        summaries = [r.summary() for r in jm.runs()]
+        summaries = [r.summary() for r in jm.runs(actor(), shared_runs())]
     except ERRORS as e:
         st.error(f"Cannot list the runs: {md(e)}")
         st.stop()
@@ -63,7 +64,7 @@ def run_summaries() -> list[dict]:
 def runs_table() -> None:
     """Every run, refreshed every 2 s; the page must store signature() under SIGNATURE_KEY when it draws."""
     try:
-        summaries = [r.summary() for r in job_manager().runs()]
+        summaries = [r.summary() for r in job_manager().runs(actor(), shared_runs())]
     except ERRORS as e:  # e.g. a run folder deleted between listing and reading it: try again next tick
         st.error(f"Cannot list the runs: {md(e)}")
         return
@@ -84,13 +85,15 @@ def table_row(summary: dict) -> dict:
     return row
 
 
-def act(action, run_id: str, verb: str) -> None:
+def act(action, run_id: str, verb: str):
+    """Run `action()` (a job manager call on run_id), saying why when it is refused; reruns the page on success."""
     try:
-        action(run_id)
+        result = action()
     except ERRORS as e:
         st.error(f"Could not {verb} run {md(run_id)}: {md(e)}")
-    else:
-        st.rerun()
+        return None
+    st.rerun()
+    return result
 
 
 def run_panel(run_id: str, drawn_state: str) -> None:
@@ -256,8 +259,17 @@ def gan_verdict(final: dict) -> str | None:
 
 
 def run_buttons(run_id: str, state: str, resumable: bool) -> None:
-    """Cancel, resume and delete (with an inline confirmation: a popover re-mounts on every rerun)."""
+    """Cancel, resume and delete (with an inline confirmation: a popover re-mounts on every rerun) for the run's
+    owner, with its share link; for anyone else a read-only note and Copy (the job manager checks either way)."""
     jm = job_manager()
+    me = actor()
+    try:
+        run = Run(jm.runs_dir / run_id)
+    except ERRORS:
+        return
+    if not jm.owns(run, me):
+        read_only_buttons(run_id)
+        return
     if st.session_state.get(CONFIRM_DELETE_KEY) == run_id:
         st.warning(f"Delete run {md(run_id)} and its checkpoints for good?")
         yes, no = st.columns(2)
@@ -265,21 +277,76 @@ def run_buttons(run_id: str, state: str, resumable: bool) -> None:
                       width="stretch"):
             st.session_state.pop(CONFIRM_DELETE_KEY, None)
             st.query_params.pop("run", None)
-            act(jm.delete, run_id, "delete")
+            act(lambda: jm.delete(run_id, actor=me), run_id, "delete")
         no.button("Keep it", key="run_panel_delete_no", width="stretch",
                   on_click=lambda: st.session_state.pop(CONFIRM_DELETE_KEY, None))
         return
     c1, c2, c3 = st.columns(3)
     if c1.button("Cancel", key="run_panel_cancel", icon=":material/stop:", disabled=state not in ACTIVE,
                  width="stretch"):
-        act(jm.cancel, run_id, "cancel")
+        act(lambda: jm.cancel(run_id, actor=me), run_id, "cancel")
     if c2.button("Resume", key="run_panel_resume", icon=":material/play_arrow:", disabled=not resumable,
                  width="stretch"):
-        act(jm.resume, run_id, "resume")
+        act(lambda: jm.resume(run_id, actor=me), run_id, "resume")
     c3.button("Delete", key="run_panel_delete", icon=":material/delete:", width="stretch",
               on_click=lambda: st.session_state.__setitem__(CONFIRM_DELETE_KEY, run_id))
+    if jm.hosted_mode():
+        share_and_pin(run_id, me.presenter)
+
+
+def share_and_pin(run_id: str, presenter: bool) -> None:
+    """The run's read-only share link (hosted mode) and, for the presenter, the gallery pin."""
+    jm = job_manager()
+    with st.expander("Share this run (read-only link)", icon=":material/share:"):
+        st.caption("Whoever opens this link sees this view of the run; they cannot cancel, delete or change it, "
+                   "and can copy it into their own workspace. It holds no key to your workspace.")
+        st.code(share_link(run_id), language=None)
+    if presenter:
+        pinned = jm.is_pinned(run_id)
+        if st.button("Unpin from the gallery" if pinned else "Pin to the gallery", key="run_panel_pin",
+                     icon=":material/push_pin:"):
+            act(lambda: jm.pin(run_id, actor=actor(), pin=not pinned), run_id, "pin")
+
+
+RUN_PICKERS = ("home_run", "train_run", "gan_run")  # the pages' run pickers that show this panel
+
+
+def read_only_buttons(run_id: str) -> None:
+    """A run of another workspace: say so, and offer a copy into this one."""
+    st.info("This run belongs to another workspace: you can look at it, not cancel, resume or delete it. "
+            "Copy it into your workspace to keep playing with it.", icon=":material/visibility:")
+    st.button("Copy into my workspace", key="run_panel_copy", icon=":material/content_copy:",
+              on_click=copy_run, args=(run_id,))
+    failed = st.session_state.pop("run_panel_copy_error", None)
+    if failed:
+        st.error(f"Could not copy run {md(run_id)}: {md(failed)}")
+    if st.session_state.pop("run_panel_copied", None):
+        st.rerun(scope="app")  # the panel is a fragment: the page's picker must redraw on the copy
+
+
+def copy_run(run_id: str) -> None:
+    """on_click of Copy: runs before the page, so the pickers can switch to the copy."""
+    try:
+        new = job_manager().copy(run_id, actor=actor(), shared=run_id in shared_runs())
+    except ERRORS as e:
+        st.session_state["run_panel_copy_error"] = str(e)
+        return
+    for key in RUN_PICKERS:
+        if st.session_state.get(key) == run_id:
+            st.session_state[key] = new.id
+    st.query_params["run"] = new.id
+    st.query_params.pop("share", None)
+    st.session_state["run_panel_copied"] = new.id
+
+
+LIVE_PANEL_EVERY_S = {"queued": 1.0, "running": 2.0}  # the live panel's tick per state (live_run_panel)
 
 
 def live_run_panel(run_id: str, state: str) -> None:
-    """run_panel in a fragment that reruns every second while the run is queued or running."""
-    st.fragment(run_every=1.0 if state in ACTIVE else None)(run_panel)(run_id, state)
+    """run_panel in a fragment that reruns every second while the run is queued (its start is what the visitor
+    waits for), every two seconds while it trains (a metrics line comes about every second, a snapshot every
+    1.5 s: a faster tick mostly redraws what is there, and twenty visitors' ticks cost the trainings' CPU), and
+    not at all once it is finished. A change of state redraws the whole page, so the interval follows it."""
+    every = LIVE_PANEL_EVERY_S.get(state, 1.0) if state in ACTIVE else None
+    st.fragment(run_every=every)(run_panel)(run_id, state)
+

@@ -10,6 +10,7 @@ from engine.runs import FINISHED, Run, RunError
 from ui.escape import md
 from ui.resources import job_manager
 from ui.run_panel import progress_line
+from ui.session import actor, shared_runs
 from ui.sidebar import selected_dataset
 from ui.urlstate import set_query
 
@@ -32,7 +33,7 @@ def usable_runs(dataset: str | None = None, models=None, predicate=None, **wante
     """
     wanted = wanted or {"encodes": True}
     out = []
-    for run in job_manager().runs():
+    for run in job_manager().runs(actor(), shared_runs()):
         if run.problem() is not None:  # listed with why in the sidebar (ui.sidebar.damaged_runs_note)
             continue
         config = run_config(run)
@@ -78,9 +79,14 @@ def pick_run(runs: list[Run], key: str, label: str = "Model run", param: str = "
 
     Returns None (and draws nothing) when `runs` is empty: the page shows its own message then.
     """
+    by_id = {r.id: r for r in runs}
+    linked = st.query_params.get(param)
+    if linked and linked not in by_id and job_manager().hosted_mode() and st.session_state.get(key) is None:
+        container.warning(f"The link's run {md(linked, 80)} is not one you can open here: it is not in your "
+                          "workspace or the gallery, and the link is not its share link (or it has no checkpoint "
+                          "yet). Ask its owner for the run's share link.", icon=":material/lock:")
     if not runs:
         return None
-    by_id = {r.id: r for r in runs}
     ids = list(by_id)
     if st.session_state.get(key) not in ids:
         linked = st.query_params.get(param)
@@ -106,7 +112,7 @@ def need_model(message: str, model: str, model_config: dict | None = None, train
     label = button or f"Train a {model} now"
     if st.button(label, key=key, type="primary", icon=":material/rocket_launch:", disabled=not dataset.available):
         try:
-            run = job_manager().submit(model, dataset.name, model_config or {}, train or {}, name=name)
+            run = job_manager().submit(model, dataset.name, model_config or {}, train or {}, name=name, actor=actor())
         except Exception as e:
             st.error(f"Could not start training: {md(e)}")
         else:

@@ -8,8 +8,16 @@ import streamlit as st
 
 from engine.data import DEFAULT_DATASET, DatasetInfo
 from engine.runs import default_runs_dir, list_runs
+from engine.runs import workspace as ws
 from ui.escape import md, md_quote
-from ui.resources import datasets, device_label
+from ui.panels.uploads import upload_panel, workspace_datasets
+from ui.resources import device_label, job_manager
+from ui.session import actor, shared_runs, workspace_panel
+
+
+def datasets() -> list[DatasetInfo]:
+    """What this session may pick: the server's datasets, then its workspace's uploads."""
+    return workspace_datasets(actor().workspace)
 
 
 def selected_dataset() -> DatasetInfo:
@@ -50,9 +58,9 @@ def sidebar() -> DatasetInfo:
         refused = st.session_state.get("dataset_refused")
         if refused is not None and name == DEFAULT_DATASET:
             st.warning(f"The link asked for the dataset {md_quote(refused)}, which this server does not offer, so "
-                       f"this is **{DEFAULT_DATASET}**. A link can name only the datasets listed here; your own image "
-                       "folders and .npz files are for the command line "
-                       "(`python -m engine train … --data folder:PATH`).",
+                       f"this is **{DEFAULT_DATASET}**. A link can name only the datasets listed here: your own "
+                       "images come in through **Upload a dataset** below (or, on your own machine, the command "
+                       "line's `--data folder:PATH`).",
                        icon=":material/link_off:")
         elif refused is not None:
             del st.session_state["dataset_refused"]  # another dataset was picked: the link's is forgotten
@@ -61,7 +69,7 @@ def sidebar() -> DatasetInfo:
         else:
             st.query_params["dataset"] = name
         if info.available:
-            st.caption(info.description)
+            st.caption(md(info.description, 300))
         else:
             st.warning(f"**{name} is not available:** {info.reason}.\n\n**To get it:** {info.how_to_get}")
         missing = [d for d in infos if not d.available and d.name != name]
@@ -70,8 +78,20 @@ def sidebar() -> DatasetInfo:
                 for d in missing:
                     st.markdown(f"**{d.name}** — {d.reason}.  \n*To get it:* {d.how_to_get}")
         st.markdown(f"**Device:** `{device_label()}`")
-        st.caption(f"Runs folder: {md(runs_folder_label(default_runs_dir()))}")
-        damaged_runs_note(damaged_runs(str(default_runs_dir())))
+        damaged = damaged_runs(str(default_runs_dir()))
+        if ws.hosted():  # a visitor hears only of the runs they may see
+            visible = {r.id for r in job_manager().runs(actor(), shared_runs())}
+            damaged = [d for d in damaged if d[0] in visible]
+        else:
+            st.caption(f"Runs folder: {md(runs_folder_label(default_runs_dir()))}")
+        damaged_runs_note(damaged)
+        refused = st.session_state.pop("share_refused", None)
+        if refused:
+            st.warning(f"The link's share token is not the one of run {md_quote(refused)}, so that run is not "
+                       "shown: open the share link exactly as it was given.", icon=":material/link_off:")
+    with st.sidebar.expander("Upload a dataset", icon=":material/upload_file:"):
+        upload_panel(actor().workspace)
+    workspace_panel()
     return info
 
 

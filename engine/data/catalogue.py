@@ -7,6 +7,8 @@ Names `load_dataset` takes:
 - ``mnist``          the full 70,000 from IDX files (`fetch_mnist` downloads them)
 - ``folder:DIR``     the user's PNG/JPEG images; a sub-folder's name is the class
 - ``npz:FILE``       the user's arrays: ``x`` and optionally ``y``, ``x_test``, ``y_test``, ``classes``
+- ``upload:WS/NAME`` a dataset uploaded from the browser into workspace WS (engine/data/uploads.py);
+                     it names a workspace and a name, never a path, so a browser may give it
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import numpy as np
 
 from engine.data.dataset import IMAGE_SIZE, SPLIT_SEED, DataError, Dataset, DatasetInfo, make_dataset
 from engine.data.files import load_folder, load_npz, read_npz, write_npz_atomic
+from engine.data.uploads import PREFIX as UPLOAD_PREFIX
+from engine.data.uploads import parse_name, upload_classes, upload_path
+from engine.data import sequences
 from engine.data.idx import MNIST_CLASSES, find_idx_files, idx_sizes, read_idx_split
 
 log = logging.getLogger(__name__)
@@ -152,6 +157,7 @@ def _load_idx_dataset(source: _IdxSource, directory: Path) -> Dataset:
 
 _cache: dict[tuple[str, str], Dataset] = {}
 _cache_lock = threading.Lock()  # the app loads from several threads; each dataset is built once
+MAX_CACHED_UPLOADS = 8
 
 
 def list_datasets() -> list[DatasetInfo]:
@@ -172,6 +178,8 @@ def list_datasets() -> list[DatasetInfo]:
 def _resolve(name: str) -> tuple[tuple[str, str], Callable[[], Dataset]]:
     """(cache key, loader) for a dataset name. The key holds the resolved location, so pointing an
     environment variable elsewhere loads the new data rather than a stale copy."""
+    if sequences.is_sequence_name(name):  # series (T, C): engine.data.sequences
+        return sequences.resolve(name)
     if name == "mnist-5k":
         return (name, ""), _load_mnist5k
     if name in _IDX_SOURCES:
@@ -183,8 +191,29 @@ def _resolve(name: str) -> tuple[tuple[str, str], Callable[[], Dataset]]:
     if name.startswith("npz:"):
         path = Path(name.removeprefix("npz:")).expanduser()
         return (name, str(path.resolve())), lambda: load_npz(name, path)
-    valid = ", ".join(["mnist-5k", *_IDX_SOURCES, "folder:/path/to/images", "npz:/path/to/file.npz"])
+    if name.startswith(UPLOAD_PREFIX):
+        path = upload_path(name)
+        # the file's time in the key: a deleted upload whose name is used again is new data, not the cached copy
+        return (name, f"{path}@{path.stat().st_mtime_ns}"), lambda: _load_upload(name, path)
+    valid = ", ".join(["mnist-5k", *_IDX_SOURCES, "folder:/path/to/images", "npz:/path/to/file.npz",
+                       "upload:WORKSPACE/NAME"])
     raise DataError(f"unknown dataset {name!r}; use one of: {valid}")
+
+
+def _load_upload(name: str, path: Path) -> Dataset:
+    try:
+        return load_npz(name, path)
+    except DataError as e:  # the stored file was damaged on disk: say so without showing where it lies
+        raise DataError(str(e).replace(str(path), name)) from None
+
+
+def upload_owner(name: str) -> str | None:
+    """The workspace an ``upload:WS/NAME`` dataset belongs to; None for every other name (the server's
+    datasets, `folder:`, `npz:`). A malformed ``upload:`` name raises DataError, never None, so a caller
+    that allows "not an upload" cannot be fooled by one."""
+    if not isinstance(name, str) or not name.startswith(UPLOAD_PREFIX):
+        return None
+    return parse_name(name)[0]
 
 
 def registered_datasets() -> tuple[str, ...]:
@@ -192,7 +221,7 @@ def registered_datasets() -> tuple[str, ...]:
 
     `folder:` and `npz:` name a path on this machine: only its own users may train on them.
     """
-    return ("mnist-5k", *_IDX_SOURCES)
+    return ("mnist-5k", *_IDX_SOURCES, *sequences.SEQUENCE_DATASETS)
 
 
 def dataset_classes(name: str) -> int | None:
@@ -201,7 +230,9 @@ def dataset_classes(name: str) -> int | None:
         return len(MNIST_CLASSES)
     if name in _IDX_SOURCES:
         return len(_IDX_SOURCES[name].classes)
-    return None
+    if isinstance(name, str) and name.startswith(UPLOAD_PREFIX):  # from the upload's record
+        return upload_classes(name)
+    return sequences.dataset_classes(name)
 
 
 def user_path_problem(path: Path, folder: bool) -> str | None:
@@ -246,12 +277,16 @@ def load_dataset(name: str) -> Dataset:
     """Load a dataset by name (see the module docstring), on the CPU.
 
     Cached in-process: the same name gives the same object until `clear_cache()`. User folders and
-    files are read once; call clear_cache() after changing them.
+    files are read once; call clear_cache() after changing them. Of the uploads (many on a hosted
+    server: a few per workspace) only the MAX_CACHED_UPLOADS loaded last stay cached.
     """
     key, loader = _resolve(name)
     with _cache_lock:
         if key not in _cache:
             _cache[key] = loader()
+            uploads = [k for k in _cache if k[0].startswith(UPLOAD_PREFIX)]  # oldest first (dicts keep order)
+            for old in uploads[:-MAX_CACHED_UPLOADS]:
+                del _cache[old]
         return _cache[key]
 
 

@@ -21,3 +21,19 @@ def gallery_row(summary: dict) -> dict:
         "PSNR (dB)": finite(metrics.get("psnr")),
         "kNN acc": finite(metrics.get("knn_accuracy")),
     }
+
+
+def ago(when: float | None, now: float | None = None) -> str:
+    """How long ago a time (seconds since the epoch) was: "just now", "12 min ago", "3 h ago", "2 days ago"."""
+    import time
+
+    if when is None:
+        return "never"
+    seconds = max((time.time() if now is None else now) - when, 0.0)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600:.0f} h ago"
+    return f"{seconds // 86400:.0f} days ago"

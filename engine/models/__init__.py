@@ -21,6 +21,7 @@ from engine.models.base import Capabilities, ModelConfig
 from engine.models.conv_ae import ConvAE
 from engine.models.gan import CGAN, DCGAN, GAN, WGANGP
 from engine.models.pca import PCA
+from engine.models.seq import SEQUENCE_MODELS
 from engine.models.settings import config_from_dict, config_to_dict, describe
 from engine.models.vae import CVAE, VAE, ConvVAE
 
@@ -39,6 +40,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "dcgan": DCGAN,
     "wgan_gp": WGANGP,
     "cgan": CGAN,
+    **SEQUENCE_MODELS,  # rnn_ae, lstm_ae, gru_ae, conv1d_ae, seq_vae: series (T, C), trainer "sequence"
 }
 
 
@@ -67,13 +69,31 @@ def capabilities(name: str) -> Capabilities:
     return get_model_class(name).capabilities
 
 
-def models(**wanted: bool) -> list[str]:
+def models(kind: str | None = None, **wanted: bool) -> list[str]:
     """Names of the registered models whose capabilities match every keyword, in registry order.
 
-    models(encodes=True) are the autoencoders and PCA; models(adversarial=True) the GANs;
-    models(encodes=True, conditional=False) those that rebuild an image without its label.
+    models(encodes=True) are the image autoencoders and PCA; models(adversarial=True) the GANs;
+    models(encodes=True, conditional=False) those that rebuild an image without its label;
+    models(kind="sequence") the sequence autoencoders (kind: the family trainer a model declares).
     """
-    return [name for name, cls in MODELS.items() if cls.capabilities.matches(**wanted)]
+    return [name for name, cls in MODELS.items()
+            if (kind is None or cls.trainer == kind) and cls.capabilities.matches(**wanted)]
+
+
+def data_settings(name: str, dataset) -> dict:
+    """The settings of model `name` that its training data fixes (a sequence model's length and channels), from a
+    loaded dataset or its name; {} for models that take every dataset as it comes (the image models)."""
+    fields = get_model_class(name).config_cls.__dataclass_fields__
+    if "length" not in fields or "channels" not in fields:
+        return {}
+    if isinstance(dataset, str):
+        from engine.data import load_dataset
+
+        dataset = load_dataset(dataset)
+    if getattr(dataset, "kind", "image") != "sequence":
+        raise ValueError(f"{name} reads series (T, C); {dataset.name} holds images: choose a sequence dataset "
+                         "such as gunpoint or seq-mnist")
+    return {"length": dataset.length, "channels": dataset.channels}
 
 
 def is_model(name, **wanted: bool) -> bool:
@@ -153,5 +173,5 @@ def describe_models() -> list[dict]:
 
 
 __all__ = ["MAX_PARAMETERS", "MODELS", "Capabilities", "build_model", "capabilities", "check_size", "config_to_dict",
-           "describe_models", "formulas", "get_model_class", "is_model", "label", "make_config", "models",
-           "parameter_count", "register", "unregister"]
+           "data_settings", "describe_models", "formulas", "get_model_class", "is_model", "label", "make_config",
+           "models", "parameter_count", "register", "unregister"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
-from engine.data import check_dataset, dataset_classes, registered_datasets
+from engine.data import DataError, check_dataset, dataset_classes, registered_datasets, upload_owner
 from engine.device import resolve_device
 from engine.models import get_model_class, make_config
 from engine.models.settings import config_from_dict, setting
@@ -183,7 +183,15 @@ def is_denoising(config: dict) -> bool:
 
 def check_own_data(config: dict) -> None:
     """An imported run trains only on this server's own datasets: a `folder:` or `npz:` name in its config.json
-    (from an archive made before imports checked it, or edited since) would make the worker read a server path."""
+    (from an archive made before imports checked it, or edited since) would make the worker read a server path.
+    A workspace's run trains on the server's datasets and that workspace's own uploads only."""
     if config.get("imported") and config.get("dataset") not in registered_datasets():
         raise RunError("this run was imported and names a dataset that is not one of this server's "
                          f"({', '.join(registered_datasets())}); it cannot train here")
+    owner, dataset = config.get("workspace"), config.get("dataset")
+    try:
+        uploader = upload_owner(dataset) if isinstance(dataset, str) else None
+    except DataError as e:
+        raise RunError(str(e)) from None
+    if isinstance(owner, str) and uploader not in (None, owner):
+        raise RunError("this run names a dataset uploaded in another workspace; it cannot train on it")

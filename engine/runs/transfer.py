@@ -31,16 +31,16 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
 import time
 import zipfile
-import zlib
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import engine
-from engine.data import registered_datasets
+from engine.data import archive, registered_datasets
+from engine.data.archive import ArchiveError, ArchiveLimits
 from engine.models import build_model, make_config
 from engine.models.settings import config_from_dict
 from engine.runs.checkpoints import FORMAT_VERSION, load_model_from_checkpoint, read_checkpoint, step_of
@@ -72,7 +72,6 @@ MANIFEST = "manifest.json"
 _MEMBER = re.compile(r"^(?:config\.json|status\.json|metrics\.jsonl|"
                      r"checkpoints/step_\d{8}\.safetensors|snapshots/(?:inputs|recon_\d{8}|samples_\d{8})\.png)$")
 _DIRS = ("checkpoints/", "snapshots/")  # directory entries some zip tools add; carry nothing
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,72 +166,44 @@ def export_filename(run: Run) -> str:
 # import: checks
 
 
-def _safe_name(name: str) -> None:
-    """Refuse names that would land outside the run directory if anything ever extracted them."""
-    parts = name.replace("\\", "/").split("/")
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\x00" in name:
-        raise RunError(f"the archive holds an unsafe path {name!r} (absolute or with '..'); refused")
+@contextmanager
+def _as_run_error():
+    """The shared zip checks (engine/data/archive.py) raise ArchiveError; an import reports a RunError."""
+    try:
+        yield
+    except ArchiveError as e:
+        raise RunError(str(e)) from None
+
+
+def _limits() -> ArchiveLimits:
+    # built per call from the module's constants, so a test (or a setting) that changes one is heard
+    return ArchiveLimits("a run export", MAX_MEMBERS, MAX_UNCOMPRESSED_BYTES, "a run export is far smaller",
+                         max_ratio=MAX_RATIO, ratio_floor=RATIO_FLOOR, max_total_ratio=MAX_TOTAL_RATIO,
+                         small_archive_bytes=SMALL_ARCHIVE_BYTES, max_member_bytes=MAX_MEMBER_BYTES)
+
+
+def _export_member(info: zipfile.ZipInfo) -> bool:
+    """Whether to read a member: directory entries carry nothing; any name an export does not have is refused."""
+    name = info.filename
+    if name in _DIRS:
+        return False
+    if name != MANIFEST and not _MEMBER.match(name):
+        raise RunError(f"the archive holds an unexpected file {name!r}: a run export has only "
+                       "manifest.json, config.json, status.json, metrics.jsonl, "
+                       "checkpoints/step_N.safetensors and snapshots/*.png")
+    return True
 
 
 def _check_members(zf: zipfile.ZipFile, archive_bytes: int) -> list[zipfile.ZipInfo]:
     """The members to read, after the name, type and size checks (from the zip's directory: nothing is
     decompressed yet, so a bomb costs no memory before it is refused)."""
-    infos = zf.infolist()
-    if len(infos) > MAX_MEMBERS:
-        raise RunError(f"the archive holds {len(infos)} files, more than the {MAX_MEMBERS} a run export has")
-    seen, total, keep = set(), 0, []
-    for info in infos:
-        name = info.filename
-        _safe_name(name)
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise RunError(f"the archive member {name!r} is a symbolic link; refused")
-        if name in _DIRS:
-            continue
-        if name != MANIFEST and not _MEMBER.match(name):
-            raise RunError(f"the archive holds an unexpected file {name!r}: a run export has only "
-                           "manifest.json, config.json, status.json, metrics.jsonl, "
-                           "checkpoints/step_N.safetensors and snapshots/*.png")
-        if name in seen:
-            raise RunError(f"the archive holds {name!r} twice; refused")
-        seen.add(name)
-        if info.flag_bits & 0x1:
-            raise RunError(f"the archive member {name!r} is encrypted; export runs without a password")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise RunError(f"the archive member {name!r} uses an unsupported compression; "
-                           "only stored and deflated members are read")
-        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise RunError(f"the archive member {name!r} unpacks {info.file_size / max(info.compress_size, 1):.0f}× "
-                           f"larger than it is stored (over {MAX_RATIO}×): it looks like a zip bomb; refused")
-        limit = MAX_MEMBER_BYTES.get(os.path.splitext(name)[1])
-        if limit is not None and info.file_size > limit:
-            raise RunError(f"the archive member {name!r} is {info.file_size / 2**20:.1f} MiB, over the "
-                           f"{limit / 2**20:.0f} MiB such a file of a run export can be; refused")
-        total += info.file_size
-        if total > MAX_UNCOMPRESSED_BYTES:
-            raise RunError(f"the archive unpacks to more than {MAX_UNCOMPRESSED_BYTES // 2**20} MiB; "
-                           "a run export is far smaller")
-        keep.append(info)
-    if total > max(MAX_TOTAL_RATIO * archive_bytes, SMALL_ARCHIVE_BYTES):
-        raise RunError(f"the archive's files unpack to {total / 2**20:.0f} MiB, {total / max(archive_bytes, 1):.0f}× "
-                       f"its size (over {MAX_TOTAL_RATIO}×): it looks like a zip bomb; refused")
-    return keep
+    with _as_run_error():
+        return archive.check_members(zf, archive_bytes, _limits(), select=_export_member)
 
 
 def _read_members(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> dict[str, bytes]:
-    """Decompress each member; zipfile never returns more than the declared size and checks the CRC."""
-    out = {}
-    for info in infos:
-        try:
-            with zf.open(info) as f:
-                data = f.read(info.file_size + 1)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as e:
-            raise RunError(f"the archive member {info.filename!r} cannot be read "
-                           f"({type(e).__name__}: {e}); the file is damaged") from None
-        if len(data) != info.file_size:
-            raise RunError(f"the archive member {info.filename!r} is not the size its header says; the file is damaged")
-        out[info.filename] = data
-    return out
+    with _as_run_error():
+        return archive.read_members(zf, infos)
 
 
 def _json_object(files: dict[str, bytes], name: str) -> dict:
@@ -330,14 +301,9 @@ def _check_status(files: dict[str, bytes]) -> dict:
 
 
 def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk, the first after the signature, without Pillow.
-
-    The size is known from 24 bytes, before any decoder runs: a 39 KB file claiming 6300×6300 pixels
-    would cost 340 MB to decode.
-    """
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        raise RunError("a PNG in the archive has no IHDR header; the file is damaged")
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    """(width, height) from a PNG's header, without Pillow (see engine.data.archive.png_size)."""
+    with _as_run_error():
+        return archive.png_size(data)
 
 
 def _check_text_and_images(files: dict[str, bytes]) -> None:
@@ -351,7 +317,7 @@ def _check_text_and_images(files: dict[str, bytes]) -> None:
     for name, data in files.items():
         if not name.endswith(".png"):
             continue
-        if not data.startswith(_PNG_MAGIC):
+        if not data.startswith(archive.PNG_MAGIC):
             raise RunError(f"{name} in the archive is not a PNG image")
         width, height = png_size(data)
         if width * height > MAX_SNAPSHOT_PIXELS:  # a few bytes claiming a gigapixel image: a PNG bomb
@@ -419,8 +385,11 @@ def _new_run_id(runs_dir: Path, model: str) -> str:
             return run_id
 
 
-def import_run(runs_dir: Path | str, data: bytes, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
+def import_run(runs_dir: Path | str, data: bytes, max_bytes: int = MAX_IMPORT_BYTES,
+               workspace: str | None = None) -> Run:
     """Check an uploaded export and write it as a new run under runs_dir; RunError says what is wrong.
+
+    The new run belongs to `workspace` (None: to the server); whatever workspace the archive names is dropped.
 
     Nothing is left in runs_dir when a check fails: the files are staged in a hidden folder there
     (no config.json, so no listing shows it) and renamed into place only after every check passed.
@@ -429,11 +398,9 @@ def import_run(runs_dir: Path | str, data: bytes, max_bytes: int = MAX_IMPORT_BY
     if len(data) > max_bytes:
         raise RunError(f"the file is {len(data) / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB "
                        "limit for a run export")
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError):
-        raise RunError("the file is not a zip archive; a run export is the .zip that Download run "
-                       "(or python -m engine export) writes") from None
+    with _as_run_error():
+        zf = archive.open_zip(data, "the file is not a zip archive; a run export is the .zip that Download run "
+                                    "(or python -m engine export) writes")
     with zf:
         files = _read_members(zf, _check_members(zf, len(data)))
     manifest = _check_manifest(files)
@@ -463,6 +430,9 @@ def import_run(runs_dir: Path | str, data: bytes, max_bytes: int = MAX_IMPORT_BY
                       "imported": {"from": _text_or_none(manifest.get("run_id", config.get("id"))), "at": now,
                                    "exported_at": _number_or_none(manifest.get("exported_at")),
                                    "device": config["train"].get("device"), "state": status["state"]}}
+        new_config.pop("workspace", None)
+        if workspace:
+            new_config["workspace"] = workspace
         atomic_write_json(stage / "status.json", {**_imported_status(status, step), "updated_at": now})
         final = runs_dir / run_id
         os.rename(stage, final)  # atomic; refuses a non-empty target, so no run is ever overwritten

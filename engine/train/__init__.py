@@ -4,9 +4,13 @@
     trainer.py         the hooks a family trainer provides, and what the families share
     reconstruction.py  autoencoders and PCA
     adversarial.py     GANs: two optimizers, fixed-z snapshots, the judge's scores while training
+    sequences.py       sequence autoencoders on series (T, C): replayable series snapshots
 """
 
 from engine.train.loop import TRAINERS, Loop, train_run
+from engine.train.sequences import SequenceTrainer
 from engine.train.trainer import fixed_test_batch
+
+TRAINERS["sequence"] = SequenceTrainer  # beside loop.py's two: every model declaring trainer "sequence"
 
 __all__ = ["TRAINERS", "Loop", "fixed_test_batch", "train_run"]

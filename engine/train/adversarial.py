@@ -13,7 +13,7 @@ from engine.eval.judge import evaluate_generator, load_judge
 from engine.models import build_model
 from engine.runs import Run, load_optimizer_state
 from engine.runs.config import TrainConfig
-from engine.train.trainer import Clock, Trainer, positive, set_lr
+from engine.train.trainer import Clock, Trainer, adam, positive, set_lr
 
 GAN_GRID = 64  # samples in the fixed-z grid of an unconditional GAN (8 × 8)
 CGAN_ROWS = 10  # rows of a conditional GAN's grid: one column per class, one row per fixed z
@@ -40,9 +40,9 @@ class AdversarialTrainer(Trainer):
         self.x_test = dataset.x_test.to(device)[: cfg.eval_batch]
         self.y_test = dataset.y_test.to(device)[: cfg.eval_batch]
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr_d or cfg.lr, betas=betas,
-                                      weight_decay=cfg.weight_decay)
+        self.opt_g = adam(model.generator.parameters(), device, lr=cfg.lr, betas=betas)
+        self.opt_d = adam(model.discriminator.parameters(), device, lr=cfg.lr_d or cfg.lr, betas=betas,
+                          weight_decay=cfg.weight_decay)
         gen_device = device if device.type == "cuda" else torch.device("cpu")
         self.gen = torch.Generator(device=gen_device).manual_seed(cfg.seed + 1)
         k = model.num_classes

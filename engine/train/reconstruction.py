@@ -10,7 +10,7 @@ from engine.eval.metrics import encode_all, evaluate
 from engine.eval.roc import run_auroc
 from engine.runs import load_optimizer_state
 from engine.runs.config import TrainConfig
-from engine.train.trainer import Trainer, fixed_test_batch, positive, set_lr
+from engine.train.trainer import Trainer, adam, fixed_test_batch, memory_format, positive, set_lr
 
 
 class ReconstructionTrainer(Trainer):
@@ -18,17 +18,19 @@ class ReconstructionTrainer(Trainer):
 
     def __init__(self, model, dataset: Dataset, cfg: TrainConfig, device: torch.device, runs_dir=None):
         self.model, self.cfg, self.device = model, cfg, device
-        self.x_train = dataset.x_train.to(device)  # (N, 1, 28, 28), once
+        self.layout = memory_format(model, device)
+        model.to(memory_format=self.layout)
+        self.x_train = dataset.x_train.to(device).contiguous(memory_format=self.layout)  # (N, 1, 28, 28), once
         self.y_train = dataset.y_train.to(device)
-        self.x_test = dataset.x_test.to(device)
+        self.x_test = dataset.x_test.to(device).contiguous(memory_format=self.layout)
         self.y_test = dataset.y_test.to(device)
         self.dataset = dataset
         fixed = fixed_test_batch(dataset).to(device)
         self.snap_x, self.snap_y = self.x_test[fixed], self.y_test[fixed]
         self.eval_x = self.x_test[: cfg.eval_batch]
         self.eval_y = self.y_test[: cfg.eval_batch]
-        self.optimizer = (torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                                           weight_decay=cfg.weight_decay)
+        self.optimizer = (adam(model.parameters(), device, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                               weight_decay=cfg.weight_decay)
                           if not model.capabilities.closed_form else None)
         gen_device = device if device.type == "cuda" else torch.device("cpu")
         self.noise_gen = torch.Generator(device=gen_device).manual_seed(cfg.seed + 1)
@@ -79,10 +81,12 @@ class ReconstructionTrainer(Trainer):
     def finish(self) -> None:
         """Fit the code distribution that sample() draws from (plain AEs), on the train split."""
         self.model.eval()
-        self.model.fit_latent_stats(encode_all(self.model, self.x_train, self.y_train))
+        self.z_train = encode_all(self.model, self.x_train, self.y_train)
+        self.model.fit_latent_stats(self.z_train)
 
     def evaluate(self) -> dict[str, float]:
-        metrics = evaluate(self.model, self.dataset, device=self.device)
+        # the train codes of finish() serve the kNN score too (the same model and images)
+        metrics = evaluate(self.model, self.dataset, device=self.device, z_train=getattr(self, "z_train", None))
         if self.cfg.classes:
             # A one-class run: its test split is whole (only the train split was filtered), so the
             # reconstruction error ranks normal against anomalous test images. A kNN classifier fitted

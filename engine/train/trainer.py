@@ -7,7 +7,9 @@ its evaluation. Every method below is a hook the loop calls; the defaults do not
 
 from __future__ import annotations
 
+import inspect
 import math
+import sys
 
 import torch
 
@@ -70,6 +72,82 @@ def fixed_test_batch(dataset: Dataset, n: int = 16) -> torch.Tensor:
     taken = set(first)
     rest = [i for i in range(len(y)) if i not in taken]
     return torch.tensor((first + rest)[:n], dtype=torch.long)
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimizer and the memory layout, chosen for speed (same arithmetic, fewer and faster kernels)
+
+# torch.optim imports torch._dynamo (≈ 1.3 s, a third of a worker's start-up) on the first step() and
+# zero_grad(): each is wrapped to tell a compiler not to trace it. Nothing compiles in a worker, so those
+# wrappers run the plain method until something in the process has imported torch._dynamo itself; from
+# then on they are torch's own again. Only names that exist are touched: another torch keeps its own.
+_DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+def _lazy_dynamo_disable(fn):
+    def call(*args, **kwargs):
+        if "torch._dynamo" in sys.modules:  # a compiler is about: let torch decide, as it would have
+            import torch._dynamo
+
+            fn.__dynamo_disable = torch._dynamo.disable(fn, recursive=True, wrapping=False)
+            return fn.__dynamo_disable(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def _defer_dynamo_import() -> None:
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in _DYNAMO_WRAPPED:
+        inner = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+        if callable(inner) and getattr(inner, "__dynamo_disable", None) is None:
+            inner.__dynamo_disable = _lazy_dynamo_disable(inner)
+
+
+_ADAM_STEP = inspect.unwrap(torch.optim.Adam.step)  # the update itself, under torch's graph-break wrapper
+
+
+class Adam(torch.optim.Adam):
+    """torch's Adam, whose step() skips the torch._dynamo import while nothing in the process compiles, and
+    whose moments keep their parameter's memory layout (channels_last) in memory, contiguous in checkpoints."""
+
+    def step(self, closure=None):
+        if "torch._dynamo" in sys.modules or self.defaults.get("differentiable"):
+            return super().step(closure)
+        with torch.no_grad():  # what torch's wrapper does around the update, less its graph breaks
+            return _ADAM_STEP(self, closure)
+
+    def state_dict(self):
+        state = super().state_dict()  # its per-parameter dicts are the live ones: copied, not changed
+        state["state"] = {pid: {k: v.contiguous() if torch.is_tensor(v) else v for k, v in st.items()}
+                          for pid, st in state["state"].items()}
+        return state
+
+    def load_state_dict(self, state_dict) -> None:
+        super().load_state_dict(state_dict)
+        for p, st in self.state.items():  # a fused update wants each moment laid out as its parameter
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p).copy_(v)
+
+
+def adam(params, device: torch.device, lr: float, betas: tuple[float, float], weight_decay: float = 0.0):
+    """Adam with its fused kernel where torch has one (CPU, CUDA): one kernel for every tensor's update
+    instead of ~10 small ops per tensor (conv_ae: 0.3 against 1.2 ms a step on one CPU thread). The same
+    update rule; the last bits of a float may differ from the per-tensor loop's, and a run stays the same
+    for its seed."""
+    _defer_dynamo_import()
+    fused = device.type in ("cpu", "cuda")
+    return Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused or None)
+
+
+def memory_format(model: torch.nn.Module, device: torch.device) -> torch.memory_format:
+    """channels_last for convolutional models on CPU/CUDA (oneDNN's and cuDNN's preferred layout: the same
+    convolutions; conv_ae's step on one CPU thread here: medians of six paired measurements 3–9 % faster,
+    each with a spread of ±15 % on the shared machine), contiguous for everything else."""
+    convs = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
+    return torch.channels_last if convs and device.type in ("cpu", "cuda") else torch.contiguous_format
 
 
 def positive(v) -> bool:

@@ -120,11 +120,12 @@ def started_run(page, server, timeout_s: float = 60):
     return run
 
 
-def _start_server(base: Path, runs_dir: Path) -> tuple[subprocess.Popen, str, Path]:
+def _start_server(base: Path, runs_dir: Path, env: dict | None = None) -> tuple[subprocess.Popen, str, Path]:
     log_path = base / "streamlit.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "LATENT_LAB_RUNS": str(runs_dir), "PYTHONUNBUFFERED": "1", "LATENT_LAB_UMAP_WARMUP": "1"}
+    env = {**os.environ, "LATENT_LAB_RUNS": str(runs_dir), "PYTHONUNBUFFERED": "1", "LATENT_LAB_UMAP_WARMUP": "1",
+           **(env or {})}
     env.pop("LATENT_LAB_DEMO_SCALE", None)  # the demos as a visitor gets them: issue 10's bars are about those
     # As `make run` starts it: the file watcher on (.streamlit/config.toml says what it leaves out)
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -135,8 +136,9 @@ def _start_server(base: Path, runs_dir: Path) -> tuple[subprocess.Popen, str, Pa
     return proc, url, log_path
 
 
-def _serve(base: Path, runs_dir: Path):
-    proc, url, log_path = _start_server(base, runs_dir)
+def _serve(base: Path, runs_dir: Path, env: dict | None = None):
+    """A server on `runs_dir` (with `env` on top of this process's environment, e.g. hosted mode) until the end."""
+    proc, url, log_path = _start_server(base, runs_dir, env)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not _healthy(url):

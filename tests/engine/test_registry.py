@@ -29,7 +29,10 @@ def test_the_registry_answers_questions_by_capability():
     assert models(conditional=True) == ["cvae", "cgan"]
     assert models(linear=True) == ["linear_ae", "pca"] and models(wasserstein=True) == ["wgan_gp"]
     assert "cvae" not in models(encodes=True, conditional=False) and "pca" in models(encodes=True, conditional=False)
-    assert set(models(encodes=True)) | set(models(adversarial=True)) == set(MODELS)  # every model is one or the other
+    # every model is an image encoder, a GAN, or a sequence autoencoder (its own family, which image pages never offer)
+    assert set(models(encodes=True)) | set(models(adversarial=True)) | set(models(kind="sequence")) == set(MODELS)
+    assert not set(models(kind="sequence")) & (set(models(encodes=True)) | set(models(adversarial=True)))
+    assert set(models(kind="sequence")) >= {"rnn_ae", "lstm_ae", "gru_ae", "conv1d_ae", "seq_vae"}
     assert capabilities("vae").prior and not capabilities("ae").prior
     assert is_model("dcgan", adversarial=True) and not is_model("dcgan", encodes=True)
     assert not is_model("no-such-model") and not is_model(None) and not is_model(["ae"], encodes=True)
@@ -52,7 +55,7 @@ def test_every_model_declares_what_it_is(name):
     caps = cls.capabilities
     model = build_model(name, latent_dim=2)
     # what a capability promises, the model has
-    assert hasattr(model, "encode") == caps.encodes or caps.adversarial
+    assert caps.adversarial or hasattr(model, "encode") == (caps.encodes or cls.trainer == "sequence")
     assert not caps.variational or callable(getattr(model, "encode_dist", None))
     assert not caps.linear or model.decoder_basis().shape == (784, 2)
     assert not caps.closed_form or callable(getattr(model, "fit", None))

@@ -460,3 +460,30 @@ def test_loss_figure_of_a_gan_keeps_negative_losses():
     fig = loss_figure([{"step": s, "train/d_loss": -1.0 * s, "train/g_loss": 0.5} for s in (1, 2, 3)])
     assert [t.name for t in fig.data] == ["D loss", "G loss"] and list(fig.data[0].y) == [-1.0, -2.0, -3.0]
     assert fig.layout.yaxis.type != "log"
+
+
+def test_hosted_a_shared_gans_rates_and_slow_motion_are_its_owners(lab, monkeypatch):
+    """Through a share link a GAN is read-only: no learning-rate form, slow motion refused with why, its control
+    file untouched; the owner still has both."""
+    import json
+
+    from engine.runs import workspace as ws
+
+    monkeypatch.setenv("LATENT_LAB_MODE", "hosted")
+    owner, visitor = ws.new_key(), ws.new_key()
+    config = json.loads((lab / "gan-ns" / "config.json").read_text())
+    (lab / "gan-ns" / "config.json").write_text(json.dumps({**config, "workspace": ws.workspace_of_key(owner)}))
+    run = Run(lab / "gan-ns")
+    pid = os.getpid()
+    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.5)
+    token = ws.share_token(lab, "gan-ns")
+    at = studio({"run": "gan-ns", "share": token, "ws": visitor, "step": "0"})
+    assert "belongs to another workspace" in texts(at.info)
+    assert not [b for b in at.button if b.label == "Apply"]
+    at.button(key="gan_slowmo_load").click()
+    rerun(at)
+    assert "not step it in slow motion" in texts(at.error) and "gan_slowmo" not in at.session_state
+    assert run.control() == {}
+    mine = studio({"run": "gan-ns", "ws": owner})
+    assert [b for b in mine.button if b.label == "Apply"]
+    run.set_status(state="done")

@@ -11,9 +11,11 @@ from engine.data.images import grid_png
 from engine.lab import gan_studio as gan_lab
 from engine.runs import ACTIVE, Run
 from engine.runs.loaded import LoadedRun, checkpoint_near
+from engine.runs.workspace import SLOW_MOTION
 from ui.charts import gan_studio as gan_charts
 from ui.images import read_image
 from ui.resources import dataset_tensors, job_manager, loaded_at
+from ui.session import actor, shared_runs
 from ui.run_panel import ERRORS, signature
 from ui.text import fmt
 from ui.urlstate import query_value, set_query
@@ -66,7 +68,7 @@ def gone(run: Run) -> bool:
 
 def gan_summaries() -> list[dict]:
     """Every GAN run's summary, newest first (RunError/OSError when the runs folder cannot be listed)."""
-    return [r.summary() for r in gan_lab.gan_runs(job_manager().runs())]
+    return [r.summary() for r in gan_lab.gan_runs(job_manager().runs(actor(), shared_runs()))]
 
 
 TABLE_COLUMNS = {
@@ -265,6 +267,7 @@ def slow_motion(run: Run) -> None:
         if gone(run):
             return
         try:
+            job_manager().check(run.id, actor(), SLOW_MOTION, shared=run.id in shared_runs())
             sm = gan_lab.SlowMotion(run, st.session_state.get("gan_at"), dataset_tensors(run.config["dataset"]))
         except ERRORS as e:
             st.error(f"Cannot load a checkpoint of run {run.id}: {md(e)}")
@@ -315,7 +318,10 @@ def learning_rates(run: Run) -> None:
     history = gan_lab.lr_history(records)
     lr_g = history["lr_g"][1][-1] if history["lr_g"][1] else float(train["lr"])
     lr_d = history["lr_d"][1][-1] if history["lr_d"][1] else float(train.get("lr_d") or train["lr"])
-    if status.state in ACTIVE:
+    if status.state in ACTIVE and not job_manager().owns(run, actor()):
+        st.info(f"Run {md(run.id)} belongs to another workspace: its owner changes its learning rates; copy it into "
+                "your workspace (the run panel's Copy) to train your own.", icon=":material/visibility:")
+    elif status.state in ACTIVE:
         keys = (f"gan_lr_g_{run.id}", f"gan_lr_d_{run.id}")
         for key, value in zip(keys, (lr_g, lr_d)):
             st.session_state.setdefault(key, float(value))
@@ -327,7 +333,7 @@ def learning_rates(run: Run) -> None:
                                     format="%g", step=1e-5, key=keys[1])
             if c3.form_submit_button("Apply", type="primary", width="stretch"):
                 try:
-                    run.set_control(lr=new_g, lr_d=new_d)
+                    job_manager().set_control(run.id, actor(), lr=new_g, lr_d=new_d)
                 except ERRORS as e:
                     st.error(f"Could not send the new rates: {md(e)}")
                 else:
