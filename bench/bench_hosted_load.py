@@ -113,7 +113,8 @@ async def visitor(browser, url: str, until: float, stats: dict, delay: float) ->
 
 
 async def move_slider(page, stats: dict) -> None:
-    handle = page.locator('[data-testid="stSlider"] [role="slider"]').first
+    # the shown one: Streamlit keeps a moved element's old copy mounted, hidden, until the run ends
+    handle = page.locator('[data-testid="stSlider"] [role="slider"]').filter(visible=True).first
     try:
         await handle.wait_for(timeout=PAGE_TIMEOUT_MS)  # widgets draw after the script's last message
     except Exception:

@@ -8,9 +8,6 @@
 """
 
 from engine.train.loop import TRAINERS, Loop, train_run
-from engine.train.sequences import SequenceTrainer
 from engine.train.trainer import fixed_test_batch
-
-TRAINERS["sequence"] = SequenceTrainer  # beside loop.py's two: every model declaring trainer "sequence"
 
 __all__ = ["TRAINERS", "Loop", "fixed_test_batch", "train_run"]

@@ -35,9 +35,10 @@ from engine.runs.files import scrub_paths, shown
 from engine.runs.config import TrainConfig, check_own_data
 from engine.train.adversarial import AdversarialTrainer
 from engine.train.reconstruction import ReconstructionTrainer
+from engine.train.sequences import SequenceTrainer
 from engine.train.trainer import Clock, schedule_factor
 
-TRAINERS = {"reconstruction": ReconstructionTrainer, "adversarial": AdversarialTrainer}
+TRAINERS = {"reconstruction": ReconstructionTrainer, "adversarial": AdversarialTrainer, "sequence": SequenceTrainer}
 CONTROL_EVERY_S = 0.5  # how often control.json is read while training
 CANCEL_EVERY_S = 0.2  # how often the cancel file is looked for (a stat per step would cost more)
 # A metrics line scores eval_batch test images (conv_ae: 500 images ≈ 40 ms on a CPU thread, 12 % of the
