@@ -111,12 +111,17 @@ def new_runs(server) -> list:
     return [r for r in list_runs(server.runs_dir) if r.id not in LAB_RUNS]
 
 
-def started_run(page, server, timeout_s: float = 60):
-    """The one run a page has just submitted, once its folder exists (the job manager writes it)."""
+def started_run(page, server, timeout_s: float = 60, before: set[str] = frozenset()):
+    """The one run a page has just submitted (besides the runs in `before`), once its folder exists (the job
+    manager writes it)."""
     deadline = time.monotonic() + timeout_s
-    while not new_runs(server) and time.monotonic() < deadline:
+
+    def fresh():
+        return [r for r in new_runs(server) if r.id not in before]
+
+    while not fresh() and time.monotonic() < deadline:
         page.wait_for_timeout(200)
-    (run,) = new_runs(server)
+    (run,) = fresh()
     return run
 
 
