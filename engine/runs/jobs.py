@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from engine.env import env_number
 from engine.runs import workspace as ws
 from engine.runs.config import check_own_data, make_run_config
 from engine.runs.files import RunError, remove_stale_temp_files, scrub_paths
@@ -41,6 +42,11 @@ EXPIRE_EVERY_S = 60.0  # hosted mode: how often the watcher looks for workspaces
 
 def default_max_jobs() -> int:
     return int(os.environ.get("LATENT_LAB_MAX_JOBS", "0")) or 2
+
+
+def worker_boost() -> int:
+    """How many nice levels a training worker runs above the server: LATENT_LAB_WORKER_BOOST (0–10, default 1)."""
+    return min(int(env_number("LATENT_LAB_WORKER_BOOST", 1)), 10)
 
 
 class JobManager:
@@ -414,12 +420,13 @@ class JobManager:
                                     env=env, start_new_session=True)
         # A worker runs in a session of its own, so where Linux groups tasks by session (autogroups) it gets a
         # scheduling group's fair share beside the server's, however many visitors keep the server busy. On top
-        # of that it runs one nice level above the server (1.25× its CPU weight), as a task and as that group:
-        # a small tilt, since the pages pay for it (bench/bench_load.py, N = 20, a loaded 2-core machine: the
-        # trainings kept 64 % of their pace against 51 %, page p95 14.8 s against 8.7 s; three levels starved the
-        # pages more). Raising a priority needs privilege (root in CI and Docker); without it the worker keeps
-        # the server's. Set before the worker has started its threads (they inherit it).
-        boost = 1
+        # of that it runs `worker_boost()` nice levels above the server (each level ≈ 1.25× its CPU weight), as a
+        # task and as that group: the pages pay for it, so it is a setting (bench/bench_load.py, N = 20 visitors
+        # on a quiet 2-core machine, 90 s: boost 1 → trainings keep 43 % of their pace, page p95 1.4 s; 2 → 76 %,
+        # 16 s and 3 time-outs; 3 → 97 %, 20 s and 4 time-outs). Raising a priority needs privilege (root in CI
+        # and Docker); without it the
+        # worker keeps the server's. Set before the worker has started its threads (they inherit it).
+        boost = worker_boost()
         for raise_priority in (
                 lambda: os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) - boost),
                 lambda: Path(f"/proc/{proc.pid}/autogroup").write_text(
