@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from _server import CHROMIUM, ROOT, streamlit_server  # beside this script
-from bench_load import pace, percentile, rss_mb, server_pid, training_steps
+from bench_load import pace, result_row, rss_mb, server_pid, training_steps
 
 PAGES = [("", "Latent Lab"), ("train", "Train"), ("draw", "Draw"), ("explorer", "Latent explorer"),
          ("latent_map", "Latent map")]
@@ -192,19 +192,10 @@ def main() -> int:
                     asyncio.run(room(url, n, args.seconds, stats, pid, rss))
                     wall = time.monotonic() - t0
                     loaded_pace = sum(b - a for a, b in zip(steps0, training_steps(busy))) / wall
-                    row = {"sessions": n, "seconds": round(wall, 1),
-                           "page_p50_s": percentile(stats["page"], 0.5), "page_p95_s": percentile(stats["page"], 0.95),
-                           "pages": len(stats["page"]), "page_timeouts": stats["page_timeouts"],
-                           "slider_p50_s": percentile(stats["slider"], 0.5),
-                           "slider_p95_s": percentile(stats["slider"], 0.95), "slider_moves": len(stats["slider"]),
-                           "slider_timeouts": stats["slider_timeouts"], "exceptions": stats["exceptions"],
-                           "exception_texts": sorted(stats["exception_texts"])[:5],
+                    row = {**result_row(n, wall, stats, rss, quiet_pace, loaded_pace),
                            "console_errors": len(stats["console_errors"]),
                            "console_error_texts": sorted(set(stats["console_errors"]))[:5],
-                           "errors": stats["errors"][:5], "server_rss_peak_mb": round(max(rss or [0]), 0),
-                           "training_pace_quiet": round(quiet_pace, 2), "training_pace_loaded": round(loaded_pace, 2),
-                           "training_pace_kept": round(loaded_pace / quiet_pace, 3) if quiet_pace else None,
-                           "chromium_cpu_s": round(stats.get("chromium_cpu_s", 0.0), 1)}
+                           "errors": stats["errors"][:5], "chromium_cpu_s": round(stats.get("chromium_cpu_s", 0.0), 1)}
                     results.append(row)
                     print(f"N={n}: page p50 {row['page_p50_s'] or 0:.2f} s p95 {row['page_p95_s'] or 0:.2f} s "
                           f"({row['pages']} pages, {row['page_timeouts']} time-outs); slider p50 "

@@ -165,6 +165,19 @@ class Visitor:
             self.read(data)
 
 
+def result_row(n: int, wall: float, stats: dict, rss: list[float], quiet_pace: float, loaded_pace: float) -> dict:
+    """One N's numbers, as this bench and bench_hosted_load.py report them."""
+    return {"sessions": n, "seconds": round(wall, 1),
+            "page_p50_s": percentile(stats["page"], 0.5), "page_p95_s": percentile(stats["page"], 0.95),
+            "pages": len(stats["page"]), "page_timeouts": stats["page_timeouts"],
+            "slider_p50_s": percentile(stats["slider"], 0.5), "slider_p95_s": percentile(stats["slider"], 0.95),
+            "slider_moves": len(stats["slider"]), "slider_timeouts": stats["slider_timeouts"],
+            "exceptions": stats["exceptions"], "exception_texts": sorted(stats["exception_texts"])[:5],
+            "server_rss_peak_mb": round(max(rss or [0]), 0),
+            "training_pace_quiet": round(quiet_pace, 2), "training_pace_loaded": round(loaded_pace, 2),
+            "training_pace_kept": round(loaded_pace / quiet_pace, 3) if quiet_pace else None}
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (the server's process group), in MB."""
     total = 0
@@ -287,16 +300,8 @@ def main() -> int:
                     if spy:
                         spy.wait(timeout=60)
                     loaded_pace = sum(b - a for a, b in zip(steps0, training_steps(busy))) / wall
-                    row = {"sessions": n, "seconds": round(wall, 1),
-                           "page_p50_s": percentile(stats["page"], 0.5), "page_p95_s": percentile(stats["page"], 0.95),
-                           "pages": len(stats["page"]), "page_timeouts": stats["page_timeouts"],
-                           "slider_p50_s": percentile(stats["slider"], 0.5),
-                           "slider_p95_s": percentile(stats["slider"], 0.95), "slider_moves": len(stats["slider"]),
-                           "slider_timeouts": stats["slider_timeouts"], "exceptions": stats["exceptions"],
-                           "exception_texts": sorted(stats["exception_texts"])[:5],
-                           "connection_errors": stats["errors"][:3], "server_rss_peak_mb": round(max(rss or [0]), 0),
-                           "training_pace_quiet": round(quiet_pace, 2), "training_pace_loaded": round(loaded_pace, 2),
-                           "training_pace_kept": round(loaded_pace / quiet_pace, 3) if quiet_pace else None,
+                    row = {**result_row(n, wall, stats, rss, quiet_pace, loaded_pace),
+                           "connection_errors": stats["errors"][:3],
                            "generator_cpu_s": round(time.process_time() - cpu0, 1)}
                     results.append(row)
                     print(f"N={n}: page p50 {row['page_p50_s']:.2f} s p95 {row['page_p95_s']:.2f} s "

@@ -27,13 +27,14 @@ import time
 from pathlib import Path
 
 from engine.env import env_number
+from engine.runs import quota
 from engine.runs import workspace as ws
 from engine.runs.config import check_own_data, make_run_config
 from engine.runs.files import RunError, remove_stale_temp_files, scrub_paths
 from engine.runs.queue import QueuePlace, next_job, queue_places
 from engine.runs.status import ACTIVE, FINISHED, RESUMABLE
 from engine.runs.store import Run, default_runs_dir, find_run, list_runs, process_alive, process_start_time
-from engine.runs.workspace import Actor, LimitError, Limits
+from engine.runs.workspace import Actor, Limits
 
 CANCEL_GRACE_S = 1.5  # a worker checks its cancel file every 0.2 s; after this it gets SIGTERM
 KILL_GRACE_S = 3.0  # … and after this, SIGKILL
@@ -85,8 +86,9 @@ class JobManager:
         owner = self._owner_for(actor)
         if owner:
             config["workspace"] = owner
-        self._check_data(config, actor)
-        self._check_limits(config, actor)
+        quota.check_data(config, actor)
+        if quota.limited(actor):
+            quota.check_new_run(config, actor, self.limits, self._own_runs(actor))
         run = Run.create(self.runs_dir, config, run_id=run_id)
         if owner:
             ws.touch(self.runs_dir, owner)
@@ -114,7 +116,8 @@ class JobManager:
             state = run.status().state
             if state not in RESUMABLE:
                 raise RunError(f"run {run.id} is {state}; only {', '.join(RESUMABLE)} runs can be resumed")
-            self._check_jobs_limit(run.config, actor)
+            if quota.limited(actor):
+                quota.check_jobs(actor, self.limits, self._own_runs(actor))
             run.clear_cancel()
             run.set_status(state="queued", resume=True, error=None)
         self.poll()
@@ -146,7 +149,8 @@ class JobManager:
         """An uploaded export as a new run of the actor's workspace (engine.runs.transfer.import_run)."""
         from engine.runs.transfer import MAX_IMPORT_BYTES, import_run
 
-        self._check_runs_limit(actor)
+        if quota.limited(actor):
+            quota.check_kept(actor, self.limits, self._own_runs(actor))
         return import_run(self.runs_dir, data, max_bytes or MAX_IMPORT_BYTES, workspace=self._owner_for(actor))
 
     def copy(self, ref: str, actor: Actor | None = None, shared: bool = False) -> Run:
@@ -353,60 +357,6 @@ class JobManager:
 
     def _own_runs(self, actor: Actor) -> list[Run]:
         return [r for r in list_runs(self.runs_dir) if _owner(r) == actor.workspace]
-
-    def _limited(self, actor: Actor | None) -> bool:
-        return actor is not None and not actor.system and not actor.presenter and ws.hosted()
-
-    def _check_data(self, config: dict, actor: Actor | None) -> None:
-        """A hosted visitor trains on the server's datasets and their own uploads only."""
-        if not self._limited(actor):
-            return
-        from engine.data import upload_owner
-
-        dataset = config["dataset"]
-        if dataset.startswith(("folder:", "npz:", "csv:")):  # a path on the server
-            raise ws.AccessError("on this server a dataset is one of its own or one you uploaded (the sidebar's "
-                                 "Upload a dataset); it does not read its folders for visitors")
-        if upload_owner(dataset) not in (None, actor.workspace):
-            raise ws.AccessError("that uploaded dataset belongs to another workspace; upload your own copy")
-
-    def _check_limits(self, config: dict, actor: Actor | None) -> None:
-        """The workspace's quotas (hosted): jobs at once, runs and bytes kept, the longest training."""
-        if not self._limited(actor):
-            return
-        limits = self.limits
-        train = config["train"]
-        if limits.seconds:
-            if train.get("seconds") is not None and train["seconds"] > limits.seconds:
-                raise LimitError(f"a job here trains for at most {limits.seconds:g} s; ask for {limits.seconds:g} s "
-                                 "or less (the time budget)")
-            if train.get("seconds") is None:
-                train["seconds"] = float(limits.seconds)  # the step or epoch budget, or this, whichever ends first
-        self._check_jobs_limit(config, actor)
-        self._check_runs_limit(actor)
-
-    def _check_jobs_limit(self, config: dict, actor: Actor | None) -> None:
-        if not self._limited(actor) or not self.limits.jobs:
-            return
-        active = sum(r.status().state in ACTIVE for r in self._own_runs(actor))
-        if active >= self.limits.jobs:
-            raise LimitError(f"your workspace has {active} jobs queued or training, the most it may have at once "
-                             "here: wait for one to finish, or cancel one (Train page), then try again")
-
-    def _check_runs_limit(self, actor: Actor | None) -> None:
-        if not self._limited(actor):
-            return
-        own = self._own_runs(actor)
-        if self.limits.runs and len(own) >= self.limits.runs:
-            raise LimitError(f"your workspace keeps {len(own)} runs, the most it may keep here: delete some "
-                             "(Train page, or Home) to make room")
-        if self.limits.bytes:
-            from engine.data import workspace_upload_bytes
-
-            used = sum(ws.folder_bytes(r.path) for r in own) + workspace_upload_bytes(actor.workspace)
-            if used >= self.limits.bytes:
-                raise LimitError(f"your workspace's runs take {used / 2**20:.0f} MB of the "
-                                 f"{self.limits.bytes / 2**20:.0f} MB it may keep here: delete some to make room")
 
     def _start(self, run: Run) -> None:
         resume = run.status().resume
