@@ -28,7 +28,7 @@ from tests.apptest import add_run, media_bytes, plotly_values, render_page, reru
 
 PAGE = "pages/gan_studio.py"
 GANS = models(adversarial=True)
-FAST = {"epochs": 1, "threads": 1, "judge": False, "snapshot_every_s": 0.1, "checkpoint_every_s": 0.2}
+FAST = {"epochs": 3, "threads": 1, "judge": False, "snapshot_every_s": 0.1, "checkpoint_every_s": 0.2}
 
 
 pytestmark = pytest.mark.usefixtures("fresh_data_cache")
