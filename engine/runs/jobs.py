@@ -19,6 +19,7 @@ its methods are thread-safe.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -368,24 +369,8 @@ class JobManager:
         with open(run.path / "worker.log", "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, start_new_session=True)
-        # A worker runs in a session of its own, so where Linux groups tasks by session (autogroups) it gets a
-        # scheduling group's fair share beside the server's, however many visitors keep the server busy. On top
-        # of that it runs `worker_boost()` nice levels above the server (each level ≈ 1.25× its CPU weight), as a
-        # task and as that group: the pages pay for it, so it is a setting (bench/bench_load.py, N = 20 visitors
-        # on a quiet 2-core machine, 90 s: boost 1 → trainings keep 43 % of their pace, page p95 1.4 s; 2 → 76 %,
-        # 16 s and 3 time-outs; 3 → 97 %, 20 s and 4 time-outs). Raising a priority needs privilege (root in CI
-        # and Docker); without it the
-        # worker keeps the server's. Set before the worker has started its threads (they inherit it).
-        boost = worker_boost()
-        for raise_priority in (
-                lambda: os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) - boost),
-                lambda: Path(f"/proc/{proc.pid}/autogroup").write_text(
-                    f"{int(Path('/proc/self/autogroup').read_text().split()[-1]) - boost}\n")):
-            try:
-                raise_priority()
-            except (OSError, ValueError):
-                pass
-        self._procs[run.id] = proc
+        self._procs[run.id] = proc  # first: whatever fails below, this worker is reaped, never started twice
+        raise_priority(proc.pid, worker_boost())
         # The worker writes "running" and its pid too, and may already be further on (even done): only over
         # "queued", so this never sets a finished run back to running.
         run.set_status(only_if=("queued",), state="running", pid=proc.pid, pid_start=process_start_time(proc.pid))
@@ -452,6 +437,42 @@ def get_manager(runs_dir: Path | str | None = None, max_concurrent: int | None =
         if jm is None or jm._stop.is_set():
             jm = _managers[key] = JobManager(key, max_concurrent)
         return jm
+
+
+def raise_priority(pid: int, boost: int) -> None:
+    """Give worker `pid` `boost` nice levels above this server (each level ≈ 1.25× its CPU weight), as a task and,
+    where Linux groups tasks by session (autogroups), as that group: a worker runs in a session of its own, so it
+    gets a scheduling group's fair share beside the server's however many visitors keep the server busy.
+
+    The pages pay for it, so it is a setting (bench/bench_load.py, N = 20 visitors on a quiet 2-core machine,
+    90 s: boost 1 → trainings keep 43 % of their pace, page p95 1.4 s; 2 → 76 %, 16 s and 3 time-outs; 3 → 97 %,
+    20 s and 4 time-outs). Raising a priority needs privilege (root in CI and Docker), and a kernel or container
+    may have no autogroups or show them differently: then the worker keeps the server's priority, and nothing
+    else changes. Called before the worker has started its threads (they inherit it).
+    """
+    if boost <= 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0) - boost)
+    except OSError:
+        pass
+    nice = autogroup_nice()
+    if nice is None:
+        return
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice - boost}\n")
+    except OSError:
+        pass
+
+
+def autogroup_nice(path: Path | str = "/proc/self/autogroup") -> int | None:
+    """This process's autogroup nice level ("/autogroup-123 nice 0"), or None where there is none to read."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    match = re.search(r"\bnice\s+(-?\d+)", text)
+    return int(match.group(1)) if match else None
 
 
 def _owner(run: Run) -> str:

@@ -122,3 +122,48 @@ def test_resume_refuses_runs_that_are_not_stopped(manager, tmp_path):
     with pytest.raises(ValueError, match="only interrupted"):
         manager.resume(run.id)
     assert isinstance(Run(run.path), Run)
+
+
+@pytest.mark.parametrize("text, nice", [("/autogroup-1169 nice 0\n", 0), ("/autogroup-7 nice -3\n", -3),
+                                        ("", None), ("garbage\n", None), (None, None)])
+def test_the_autogroup_line_is_read_or_said_absent(tmp_path, text, nice):
+    from engine.runs.jobs import autogroup_nice
+    path = tmp_path / "autogroup"
+    if text is not None:
+        path.write_text(text)
+    assert autogroup_nice(path) == nice
+
+
+def test_a_worker_is_started_once_even_when_raising_its_priority_fails(tmp_path, monkeypatch):
+    """A container whose /proc shows no autogroup line once made every poll start the same queued run again."""
+    import subprocess
+
+    import engine.runs.jobs as jobs
+    starts = []
+    real_popen = subprocess.Popen
+
+    def counting_popen(*args, **kwargs):
+        starts.append(args[0])
+        return real_popen(*args, **kwargs)
+
+    def broken(pid, boost):
+        raise RuntimeError("no priority for you")
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", counting_popen)
+    monkeypatch.setattr(jobs, "raise_priority", broken)
+    monkeypatch.setattr(jobs, "autogroup_nice", lambda path="": None)
+    jm = JobManager(tmp_path / "runs", max_concurrent=1, poll_interval=0.05)
+    try:
+        with pytest.raises(RuntimeError):  # submit's own poll starts the worker, then meets the failure
+            jm.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 0.5})
+        (run,) = jm.runs()
+        for _ in range(5):  # each poll after the first failure must see the worker as started
+            try:
+                jm.poll()
+            except RuntimeError:
+                pass
+        wait_for(lambda: run.status().state not in ("queued", "running"), what="the run to finish")
+        assert run.status().state == "done"
+        assert len(starts) == 1
+    finally:
+        jm.shutdown(cancel=True)
