@@ -7,6 +7,7 @@ auto-discovered) and draws the sidebar every page shares. The work lives in engi
 import streamlit as st
 
 from ui.entry import app_entry
+from ui.lessons import lesson_route
 from ui.navigation import navigation
 from ui.resources import configure_server, warm_umap
 from ui.sidebar import sidebar
@@ -18,6 +19,7 @@ configure_server()  # one torch thread for the pages' single-image requests
 warm_umap()  # compile UMAP on a background thread once per server: the Latent map shows PCA meanwhile
 
 page = st.navigation(navigation())
+lesson_route(page)  # ?lesson=NAME: its page in its preset state, the lesson beside it
 sidebar()
 with app_entry():
     page.run()

@@ -77,9 +77,9 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from engine.runs import Run, default_runs_dir, make_run_config, split_settings
-    from engine.train import train_run
+def _model_and_train(args) -> tuple[dict, dict]:
+    """The model and training settings that `train` and `submit` read from their shared options."""
+    from engine.runs import split_settings
 
     settings = _parse_settings(args.set or [])
     model_part, train_part = split_settings(args.model, settings)
@@ -91,7 +91,14 @@ def cmd_train(args) -> int:
         model_part["latent_dim"] = args.latent_dim
     from engine.models import data_settings  # a sequence model's T and C come from its dataset
 
-    model_part = {**data_settings(args.model, args.data), **model_part}
+    return {**data_settings(args.model, args.data), **model_part}, train_part
+
+
+def cmd_train(args) -> int:
+    from engine.runs import Run, default_runs_dir, make_run_config
+    from engine.train import train_run
+
+    model_part, train_part = _model_and_train(args)
     config = make_run_config(args.model, args.data, model_part, train_part, name=args.name)
     run = Run.create(args.runs_dir or default_runs_dir(), config, run_id=args.id)
     print(f"run {run.id} in {run.path}", file=sys.stderr)
@@ -103,10 +110,89 @@ def cmd_train(args) -> int:
     return 0 if status.state == "done" else 1
 
 
+def _manager(args):
+    """The job manager of the runs folder, over the configured backend (LATENT_LAB_BACKEND: local or ray); says so
+    at once when a Ray cluster cannot be reached and no local fallback is set."""
+    from engine.runs.jobs import JobManager
+
+    jm = JobManager(args.runs_dir, poll_interval=None)
+    if jm.backend == "ray" and not jm.slots() and jm.backend_error:
+        raise ConnectionError(jm.backend_error)
+    return jm
+
+
+def _follow(jm, run, quiet: bool) -> int:
+    """Print a background run's new progress lines until it ends (Ctrl-C leaves it training); 0 when done."""
+    shown = 0
+    try:
+        while True:
+            state = jm.wait(run.id, timeout=1.0)
+            records = run.metrics()
+            if not quiet:
+                for rec in records[shown:]:
+                    print(_progress_line(rec), file=sys.stderr, flush=True)
+            shown = len(records)
+            if state not in ("queued", "running"):
+                break
+    except KeyboardInterrupt:
+        print(f"still training in the background: python -m engine cancel {run.id}", file=sys.stderr)
+        return 130
+    status = run.status()
+    _print_json({"run": run.id, "state": status.state, "backend": status.raw.get("backend"),
+                 "metrics": status.final_metrics, "error": status.error})
+    return 0 if status.state == "done" else 1
+
+
+def cmd_submit(args) -> int:
+    from engine.runs import default_runs_dir
+
+    args.runs_dir = args.runs_dir or default_runs_dir()
+    jm = _manager(args)
+    model_part, train_part = _model_and_train(args)
+    run = jm.submit(args.model, args.data, model_part, train_part, run_id=args.id, name=args.name)
+    place = jm.queue().get(run.id)
+    _print_json({"run": run.id, "path": str(run.path), "state": run.status().state, "backend": jm.backend,
+                 "place_in_line": place.position if place else None})
+    return _follow(jm, run, args.quiet) if args.wait else 0
+
+
+def cmd_cancel(args) -> int:
+    from engine.runs import find_run
+
+    jm = _manager(args)
+    run = find_run(args.run, jm.runs_dir)
+    state = jm.cancel(run.id)
+    if args.wait and state not in ("cancelled", "done", "failed", "interrupted"):
+        state = jm.wait(run.id, timeout=30)
+    _print_json({"run": run.id, "state": state})
+    return 0
+
+
+def cmd_backend(args) -> int:
+    from engine.runs.jobs import JobManager
+
+    jm = JobManager(args.runs_dir, poll_interval=None)
+    info = jm.backend_info()
+    info["active"] = jm.active()
+    info["queued"] = len(jm.queue())
+    _print_json(info)
+    if info.get("error"):
+        print(f"error: {info['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_resume(args) -> int:
     from engine.runs import RESUMABLE, find_run
     from engine.train import train_run
 
+    if args.background:  # through the job manager: the configured backend (local workers or the Ray cluster)
+        jm = _manager(args)
+        run = jm.resume(args.run)
+        if args.wait:
+            return _follow(jm, run, args.quiet)
+        _print_json({"run": run.id, "state": run.status().state, "backend": jm.backend})
+        return 0
     run = find_run(args.run, args.runs_dir)
     _ = run.config  # a damaged config.json: say so before touching the run
     state = run.mark_if_dead()
@@ -222,6 +308,39 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_kit(args) -> int:
+    from pathlib import Path
+
+    from engine.runs import atomic_write_bytes, default_runs_dir
+    from engine.runs.kit import MAX_KIT_IMPORT_BYTES, export_kit, import_kit, load_kit, train_kit
+
+    runs_dir = args.runs_dir or default_runs_dir()
+    if args.import_file:
+        if args.kit:
+            raise ValueError("--import takes the archive alone: the kit's name is inside it")
+        path = Path(args.import_file)
+        if path.stat().st_size > MAX_KIT_IMPORT_BYTES:  # before reading it all into memory
+            raise ValueError(f"{path} is {path.stat().st_size / 2**20:.0f} MiB, over the "
+                             f"{MAX_KIT_IMPORT_BYTES // 2**20} MiB limit for a kit export")
+        for row in import_kit(runs_dir, path.read_bytes()):
+            if not args.quiet:
+                print(f"{row['entry']}: {'imported as' if row['action'] == 'imported' else 'already here:'} "
+                      f"{row['run']}", file=sys.stderr)
+            _print_json(row)
+        return 0
+    kit = load_kit(args.kit)
+    if args.export:
+        data = export_kit(kit, runs_dir)
+        atomic_write_bytes(args.export, data)
+        _print_json({"kit": kit.name, "out": str(args.export), "runs": len(kit.entries), "bytes": len(data)})
+        return 0
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    outcomes = train_kit(kit, runs_dir, jobs=args.jobs, device=args.device, on_event=say)
+    for outcome in outcomes:
+        _print_json(outcome.summary(kit.name))
+    return 0 if all(o.state == "done" for o in outcomes) else 1
+
+
 def cmd_fetch_mnist(args) -> int:
     from engine.data import MNIST_BASE_URL, fetch_mnist, mnist_dir
 
@@ -232,10 +351,32 @@ def cmd_fetch_mnist(args) -> int:
 
 
 def cmd_worker(args) -> int:
+    import os
+    import socket
+    from pathlib import Path
+
+    if not (Path(args.run) / "config.json").is_file():
+        # A job placed on a node that does not mount the runs folder (the Ray backend): say so, in its log.
+        print(f"error: no run folder at {args.run} on {socket.gethostname()}: the runs folder must be on a "
+              f"filesystem every node mounts at the same path", file=sys.stderr)
+        return 3
+    if args.log:  # a worker the job manager did not start itself (a Ray job) writes its output to the run's log
+        fd = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     from engine.runs import Run
     from engine.train import train_run
 
-    train_run(Run(args.run), resume=args.resume)
+    from engine.runs.store import Superseded
+
+    try:
+        train_run(Run(args.run), resume=args.resume)
+    except Superseded as e:
+        print(f"worker: {e}", file=sys.stderr)
+        return 4
     return 0
 
 
@@ -259,27 +400,43 @@ def build_parser() -> argparse.ArgumentParser:
     add("models", cmd_models, "list registered models and their settings (one JSON object per line)",
         runs_dir=False)
 
-    sp = add("train", cmd_train, "train a model in the foreground; writes a run directory")
-    sp.add_argument("model", help="a registered model name (see: python -m engine models)")
-    sp.add_argument("--data", default="mnist-5k", help="dataset name, folder:PATH or npz:PATH (default mnist-5k)")
-    budget = sp.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, help="passes over the train split")
-    budget.add_argument("--steps", type=int, help="gradient steps (the same model on a busy machine, only later)")
-    budget.add_argument("--seconds", type=float, help="wall-clock budget")
-    sp.add_argument("--latent-dim", type=int, help="size of the code z")
-    sp.add_argument("--seed", type=int, help="seed for weights, batch order and noise (default 0)")
-    sp.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    sp.add_argument("--batch-size", type=int, help="images per step (default 128)")
-    sp.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
-    sp.add_argument("--set", action="append", metavar="KEY=VALUE",
-                    help="any model or training setting, e.g. --set beta=4 --set hidden=512,256")
-    sp.add_argument("--name", help="a name for the run, shown beside its id in the app's pickers")
-    sp.add_argument("--id", help="run id to use instead of a generated one")
-    sp.add_argument("--quiet", action="store_true", help="no progress lines")
+    def training_options(sp):
+        sp.add_argument("model", help="a registered model name (see: python -m engine models)")
+        sp.add_argument("--data", default="mnist-5k", help="dataset name, folder:PATH or npz:PATH (default mnist-5k)")
+        budget = sp.add_mutually_exclusive_group()
+        budget.add_argument("--epochs", type=int, help="passes over the train split")
+        budget.add_argument("--steps", type=int, help="gradient steps (the same model on a busy machine, only later)")
+        budget.add_argument("--seconds", type=float, help="wall-clock budget")
+        sp.add_argument("--latent-dim", type=int, help="size of the code z")
+        sp.add_argument("--seed", type=int, help="seed for weights, batch order and noise (default 0)")
+        sp.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+        sp.add_argument("--batch-size", type=int, help="images per step (default 128)")
+        sp.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="any model or training setting, e.g. --set beta=4 --set hidden=512,256")
+        sp.add_argument("--name", help="a name for the run, shown beside its id in the app's pickers")
+        sp.add_argument("--id", help="run id to use instead of a generated one")
+        sp.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    training_options(add("train", cmd_train, "train a model in the foreground; writes a run directory"))
+    sp = add("submit", cmd_submit, "queue a training job on the configured backend (LATENT_LAB_BACKEND: local "
+                                   "workers or a Ray cluster), as the app does; --wait follows it to the end")
+    training_options(sp)
+    sp.add_argument("--wait", action="store_true", help="print its progress until it ends (exit 0 when done)")
+
+    sp = add("cancel", cmd_cancel, "stop a queued or training job (through the job manager, any backend)")
+    sp.add_argument("run", help="run id (or unique prefix) or path")
+    sp.add_argument("--wait", action="store_true", help="wait until it has stopped")
+
+    add("backend", cmd_backend, "where jobs train: the backend, its address and capacity, jobs active and queued "
+                                "(exit 1 with the reason when a Ray cluster cannot be reached)")
 
     sp = add("resume", cmd_resume, "continue an interrupted, cancelled or failed run from its last checkpoint")
     sp.add_argument("run", help="run id (or unique prefix) or path")
     sp.add_argument("--quiet", action="store_true", help="no progress lines")
+    sp.add_argument("--background", action="store_true",
+                    help="queue it on the configured backend (local workers or a Ray cluster) instead")
+    sp.add_argument("--wait", action="store_true", help="with --background: follow it to the end")
 
     sp = add("eval", cmd_eval, "score a run's checkpoint on its dataset's test split, or a GAN's samples "
                                "with the dataset's judge (JSON)")
@@ -313,6 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("import", cmd_import, "check a run .zip from export and add it as a new run (never overwrites)")
     sp.add_argument("file", help="a .zip written by export or the app's Download run button")
 
+    sp = add("kit", cmd_kit, "train a workshop kit's runs (what is missing only), pinned to the gallery; or export "
+                             "or import the whole kit as one .zip")
+    sp.add_argument("kit", nargs="?", help="a kit's name (assets/kits/NAME.toml) or a kit file (default: workshop)")
+    move = sp.add_mutually_exclusive_group()
+    move.add_argument("--export", metavar="FILE.zip", help="write the kit's finished runs as one archive")
+    move.add_argument("--import", dest="import_file", metavar="FILE.zip",
+                      help="check a kit archive and add the runs this folder lacks (pinned, never twice)")
+    sp.add_argument("--jobs", type=int, help="runs training at once (default $LATENT_LAB_MAX_JOBS or 2)")
+    sp.add_argument("--device", help="where new runs train: auto (default), cpu, cuda, cuda:N or mps")
+    sp.add_argument("--quiet", action="store_true", help="no progress lines")
+
     sp = add("fetch-mnist", cmd_fetch_mnist, "download full MNIST's IDX files (online machines only)",
              runs_dir=False)
     sp.add_argument("--dest", help="folder to write (default: $LATENT_LAB_MNIST or the data cache's mnist/)")
@@ -322,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
              runs_dir=False)
     sp.add_argument("run", help="run directory")
     sp.add_argument("--resume", action="store_true")
+    sp.add_argument("--log", help="append stdout and stderr to this file (the run's worker.log)")
     return p
 
 

@@ -11,6 +11,7 @@ from engine.lab import anomaly
 from ui.charts.anomaly import histogram_figure, roc_figure
 from ui.entry import ensure_app
 from ui.images import show_image
+from ui.lessons import shown
 from ui.resources import dataset_tensors, loaded_run, split_errors
 from ui.runs import need_model, pick_run, usable_runs
 from ui.sidebar import usable_dataset
@@ -67,8 +68,9 @@ if not runs or st.session_state.get("anomaly_train_started"):
                "Training {model} on {names} only for {steps} steps.")
     if not runs:
         st.stop()
-else:
-    with st.expander("Train another one-class model", icon=":material/model_training:"):
+elif shown("anomaly_train_more"):
+    with st.container(key="anomaly_train_more"), st.expander("Train another one-class model",
+                                                             icon=":material/model_training:"):
         train_form("Trains {model} on {names} only for {steps} steps; the test split keeps every class.")
 
 run = pick_run(runs, key="anomaly_run", label="One-class run", quality="anomaly",

@@ -10,15 +10,16 @@ stroke reruns only that panel.
 import streamlit as st
 
 from engine.data.preprocess import EmptyImageError, PreprocessError, from_canvas, from_image_bytes
-from engine.lab.choice import best_run
 from engine.lab.demos import DEMOS, demo_settings
 from engine.lab.draw import analyse
 from ui.charts.draw import draw_latent_figure, draw_score_figure
 from ui.canvas import canvas, clear_button
+from ui.classboard import board_section, send_panel
 from ui.entry import ensure_app
 from ui.images import error_png, example_bytes, example_drawings, example_picture, show_image
+from ui.lessons import shown
 from ui.resources import dataset_tensors, loaded_run, split_codes, split_errors
-from ui.runs import need_model, run_config, run_label, run_name, usable_runs
+from ui.runs import choose_run, need_model, run_label, run_name, usable_runs
 from ui.sidebar import usable_dataset
 from ui.text import explain, percent
 from ui.urlstate import query_value, set_query
@@ -50,19 +51,19 @@ kept = [i for i in st.session_state.get("draw_runs", []) if i in by_id]
 best = None
 if "draw_runs" not in st.session_state or (st.session_state["draw_runs"] and not kept):
     # first visit, or another dataset: the link's runs, else the one that reconstructs best
-    best = None if linked else best_run([r.summary() for r in runs], {r.id: run_config(r) or {} for r in runs})
+    best = None if linked else choose_run(runs)
     kept = linked[:MAX_MODELS] or [best.run_id]
 if kept != st.session_state.get("draw_runs"):
     st.session_state["draw_runs"] = kept
 left, right = st.columns([3, 2], vertical_alignment="bottom")
-chosen = left.multiselect("Models", list(by_id), key="draw_runs", max_selections=MAX_MODELS,
-                          format_func=lambda i: run_label(by_id[i]),
-                          help="Autoencoder runs on this dataset, side by side. The first one also gives the "
-                               "code z, the class and the neighbours below.")
+chosen = st.session_state["draw_runs"] if not shown("draw_runs") else left.multiselect(
+    "Models", list(by_id), key="draw_runs", max_selections=MAX_MODELS, format_func=lambda i: run_label(by_id[i]),
+    help="Autoencoder runs on this dataset, side by side. The first one also gives the code z, the class and the "
+         "neighbours below.")
 if best is not None and len(runs) > 1:
     st.session_state["draw_best"] = best
 why = st.session_state.get("draw_best")
-if why is not None and chosen == [why.run_id]:
+if why is not None and chosen == [why.run_id] and shown("draw_runs"):
     left.caption(f"Opened on {md(run_name(by_id[why.run_id]))}: {why.reason}. Add or swap models above.")
 if st.query_params.get("run") and not linked:
     st.warning(f"There is no autoencoder run {md_quote(st.query_params['run'])} on {dataset.name}; showing "
@@ -74,8 +75,8 @@ set_query(run=",".join(chosen))
 
 if st.session_state.get("draw_source") not in SOURCES:
     st.session_state["draw_source"] = query_value("input", "draw", str, lambda v: v in SOURCES)
-source = right.segmented_control("Input", list(SOURCES), key="draw_source", required=True,
-                                 format_func=SOURCES.get)
+source = st.session_state["draw_source"] if not shown("draw_source") else right.segmented_control(
+    "Input", list(SOURCES), key="draw_source", required=True, format_func=SOURCES.get)
 set_query(input=None if source == "draw" else source)
 models = [m for m in (loaded_run(by_id[i]) for i in chosen) if m is not None]
 if not models:
@@ -158,6 +159,8 @@ def draw_panel(source: str) -> None:
     a = analyse(x, models, [split_errors(m) for m in models], split_codes(first, "train"),
                 data.y_train.numpy(), data.num_classes)
     show_image(a.x, "x: the 28×28 input", scale=8, container=top[1])
+    if source != "test":  # a drawing of the visitor's own (drawn, an example, an upload) goes to the class
+        send_panel(a.x, first.run_id, first.dataset, key="draw", container=top[1])
     with top[2]:
         rec = a.reconstructions[0]
         if a.predicted is not None:
@@ -193,3 +196,4 @@ def draw_panel(source: str) -> None:
 
 
 draw_panel(source)
+board_section(models[0])  # the drawings the class sent, live (the presenter sees everyone's)

@@ -16,6 +16,7 @@ from engine.lab.demos import demo_settings
 from engine.lab.explorer import (MAX_SLIDERS, arithmetic, fills_every_panel, interpolation_images, manifold_images,
                                  move, sample_images, slider_directions)
 from ui.entry import ensure_app
+from ui.lessons import shown
 from ui.resources import dataset_tensors, loaded_at, loaded_run, split_codes
 from ui.runs import need_model, pick_run, run_config, run_label, usable_runs
 from ui.sidebar import selected_dataset
@@ -219,8 +220,12 @@ def samples_panel() -> None:
 
 st.subheader("Move through z")
 slider_panel()
-interpolation_panel()
-arithmetic_panel()
+if shown("explorer_interpolation"):
+    with st.container(key="explorer_interpolation"):
+        interpolation_panel()
+if shown("explorer_arithmetic"):
+    with st.container(key="explorer_arithmetic"):
+        arithmetic_panel()
 if loaded.latent_dim == 2:
     left, right = st.columns(2, gap="large")
     with left:

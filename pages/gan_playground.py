@@ -13,6 +13,7 @@ from engine.data.images import png_bytes
 from engine.lab import gan_playground as toy2d
 from ui.charts.gan_playground import REAL, canvas_background_image, canvas_points, history_figure, plane_figure
 from ui.entry import ensure_app
+from ui.lessons import shown
 from ui.text import explain
 from ui.urlstate import query_value, set_query
 from ui.escape import md
@@ -110,15 +111,20 @@ lr_d = cols[3].select_slider("D learning rate", LRS, key="toy_lr_d", format_func
                              help="Adam's step size for the discriminator (critic); applies at once")
 speed = cols[4].slider("Steps per frame", 1, 50, key="toy_speed", help="training steps between two frames "
                        "while playing")
-with st.expander("More settings"):
-    more = st.columns(5)
-    d_steps = more[0].slider("D steps per G step", 1, 10, key="toy_d_steps")
-    hidden = more[1].select_slider("Hidden width", (8, 16, 32, 64, 128), key="toy_hidden",
-                                   help="neurons in each hidden layer of G and of D (a new model)")
-    layers = more[2].slider("Hidden layers", 1, 4, key="toy_layers", help="for G and for D (a new model)")
-    seed = int(more[3].number_input("Seed", 0, 10_000, key="toy_seed", help="initial weights and batches"))
-    arrow = more[4].select_slider("Arrow length ×", (0.05, 0.1, 0.2, 0.5, 1.0, 2.0), key="toy_arrow",
-                                  help="each arrow is this many times −∂ℓ_G/∂G(z) (capped at 0.75)")
+if shown("toy_more"):
+    with st.container(key="toy_more"), st.expander("More settings"):
+        more = st.columns(5)
+        d_steps = more[0].slider("D steps per G step", 1, 10, key="toy_d_steps")
+        hidden = more[1].select_slider("Hidden width", (8, 16, 32, 64, 128), key="toy_hidden",
+                                       help="neurons in each hidden layer of G and of D (a new model)")
+        layers = more[2].slider("Hidden layers", 1, 4, key="toy_layers", help="for G and for D (a new model)")
+        seed = int(more[3].number_input("Seed", 0, 10_000, key="toy_seed", help="initial weights and batches"))
+        arrow = more[4].select_slider("Arrow length ×", (0.05, 0.1, 0.2, 0.5, 1.0, 2.0), key="toy_arrow",
+                                      help="each arrow is this many times −∂ℓ_G/∂G(z) (capped at 0.75)")
+else:  # a lesson hides them: the values kept in the session (restore_widgets: the defaults on a first view)
+    d_steps, hidden, layers, arrow = (st.session_state[k] for k in ("toy_d_steps", "toy_hidden", "toy_layers",
+                                                                    "toy_arrow"))
+    seed = int(st.session_state["toy_seed"])
 st.session_state["toy_kept"] = {key: st.session_state[key] for key in (*DEFAULTS, *LINKED)}
 
 points = None

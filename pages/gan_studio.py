@@ -15,6 +15,7 @@ from engine.models import formulas, get_model_class, models
 from engine.runs import ACTIVE, Run
 from ui.entry import ensure_app
 from ui.forms import new_run_form
+from ui.lessons import shown
 from ui.panels import gan_studio as gan_ui
 from ui.resources import job_manager
 from ui.session import actor, shared_runs
@@ -150,17 +151,15 @@ st.fragment(run_every=PLAY_EVERY_S if playing else (2.0 if active else None))(ga
 
 # -- tools -----------------------------------------------------------------------------------------
 
-tabs = st.tabs(["Slow motion", "Learning rates", "Memorisation"] + (["Class samples"] if conditional else []))
-with tabs[0]:
-    explain("gan_studio", "slow_motion")
-    st.fragment(gan_ui.slow_motion)(run)
-with tabs[1]:
-    explain("gan_studio", "learning_rates")
-    st.fragment(run_every=2.0 if states.get(run.id) in ACTIVE else None)(gan_ui.learning_rates)(run)
-with tabs[2]:
-    explain("gan_studio", "memorisation")
-    st.fragment(gan_ui.memorisation)(run)
+# title → (key: a lesson may hide it, its explanation, its panel)
+tools = {"Slow motion": ("gan_slow_motion", "slow_motion", st.fragment(gan_ui.slow_motion)),
+         "Learning rates": ("gan_learning_rates", "learning_rates", st.fragment(
+             run_every=2.0 if states.get(run.id) in ACTIVE else None)(gan_ui.learning_rates)),
+         "Memorisation": ("gan_memorisation", "memorisation", st.fragment(gan_ui.memorisation))}
 if conditional:
-    with tabs[3]:
-        explain("gan_studio", "class_samples")
-        st.fragment(gan_ui.class_samples)(run)
+    tools["Class samples"] = ("gan_class_samples", "class_samples", st.fragment(gan_ui.class_samples))
+tools = {title: tool for title, tool in tools.items() if shown(tool[0])}
+for tab, (key, section, panel) in zip(st.tabs(list(tools)) if tools else [], tools.values()):
+    with tab, st.container(key=key):
+        explain("gan_studio", section)
+        panel(run)

@@ -7,7 +7,7 @@ The selected run lives in the URL (`?run=ID`), so a link restores it. Runs start
 import streamlit as st
 
 from engine.lab.demos import DEMOS, demo_scale
-from engine.lab.home import ago as lab_ago
+from engine.lab.room import workspace_rows
 from ui.entry import ensure_app
 from ui.navigation import tour
 from ui.resources import job_manager
@@ -87,6 +87,6 @@ if actor().presenter:  # the presenter's view of the room: every workspace, its 
     with st.expander(f"Workspaces ({len(rows)})", icon=":material/groups:"):
         st.caption("Every workspace on this server: when it was last used, its runs, its jobs queued or training, "
                    "and the disk its runs take. The runs table above lists all their runs; pick one to moderate it.")
-        st.dataframe([{"workspace": r["workspace"][:8] or "server (CLI)", "last seen": lab_ago(r["last_seen"]),
-                       "runs": r["runs"], "jobs": r["active"], "MB": round(r["bytes"] / 2**20, 1)} for r in rows],
-                     hide_index=True)
+        st.dataframe(workspace_rows(rows), hide_index=True)
+        st.page_link("pages/room.py", label="The whole room, live: jobs training and queued, the class board",
+                     icon=":material/groups:")

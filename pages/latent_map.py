@@ -18,6 +18,7 @@ from engine.lab.demos import DEMOS, demo_settings
 from engine.runs import Run, RunError, finite
 from engine.runs.loaded import checkpoint_steps
 from ui.charts.latent_map import map_figure, replay_figure
+from ui.classboard import board_controls, board_on_map, selected_drawing_panel
 from ui.entry import ensure_app
 from ui.images import show_image
 from ui.resources import dataset_tensors, loaded_run, map_jobs, split_codes
@@ -147,9 +148,12 @@ with map_col:
     fig = map_figure(projection.xy, y, ds.classes, idx, title,
                      selected=projection.xy[where[image]] if image in where else None, drawing=placed,
                      group=group or None, equal_axes=projection.method == "pca")
+    board = board_on_map(fig, loaded, projection)  # the drawings the class sent (◆, with nicknames)
     st.plotly_chart(fig, key="map_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"))
     st.caption("Click a point, or drag a box or lasso (tools at the top right), to see the images behind it. "
                "Double-click clears the selection.")
+    if not loaded.conditional:
+        board_controls(loaded.dataset, "map")
 
 with side:
     if ds.classes:
@@ -168,7 +172,9 @@ with side:
                        f"differently: a 5-NN classifier fitted on the codes of all {len(ds.x_train):,} training "
                        f"images, scored on all {len(z_all):,} test images. More neighbours to choose from, so it is "
                        "usually higher.")
-    if group:
+    if selected_drawing_panel(board, st.session_state.get("map_scatter")):
+        pass  # a drawing of the class was picked: it is shown above
+    elif group:
         counts = Counter(int(y_all[i]) for i in group)
         names = ds.classes or [str(c) for c in range(max(counts) + 1)]
         st.markdown(f"**{len(group):,} images selected** · " +

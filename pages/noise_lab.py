@@ -15,6 +15,7 @@ from engine.runs import is_denoising, is_plain
 from ui.charts.noise_lab import NOISE_LABELS, psnr_figure
 from ui.entry import ensure_app
 from ui.images import show_image
+from ui.lessons import shown
 from ui.resources import dataset_tensors, loaded_run
 from ui.runs import need_model, pick_run, run_config, usable_runs
 from ui.sidebar import usable_dataset
@@ -98,8 +99,8 @@ def lab(models: dict, key: tuple) -> None:
                      help="A random test image")
         x = data.x_test[index, 0]
         set_query(image=index)
-    kind = kind_col.selectbox("Noise", noise_lab.NOISE_KINDS, key="noise_kind",
-                              format_func=lambda k: NOISE_LABELS[k])
+    kind = kind_col.selectbox("Noise", noise_lab.NOISE_KINDS, key="noise_kind", format_func=lambda k: NOISE_LABELS[k]) \
+        if shown("noise_kind") else st.session_state["noise_kind"]
     level_key = f"noise_level_{kind}"  # one remembered level per kind: their ranges differ
     if level_key not in st.session_state:
         linked = query_value("level", None, float, lambda v: 0 <= v <= noise_lab.LEVEL_MAX[kind])
@@ -107,7 +108,8 @@ def lab(models: dict, key: tuple) -> None:
             else noise_lab.DEFAULT_LEVEL[kind]
     level = level_col.slider("Noise level", 0.0, noise_lab.LEVEL_MAX[kind],
                              step=0.05 if kind != "salt_pepper" else 0.02, key=level_key, help=LEVEL_HELP[kind])
-    seed = seed_col.number_input("Noise seed", 0, 10**6, key="noise_seed", help="The same seed, the same noise")
+    seed = seed_col.number_input("Noise seed", 0, 10**6, key="noise_seed", help="The same seed, the same noise") \
+        if shown("noise_seed") else st.session_state["noise_seed"]
     set_query(noise=kind, level=f"{level:g}", seed=seed)
 
     try:

@@ -15,6 +15,7 @@ from engine.runs.transfer import MAX_IMPORT_BYTES, export_filename
 from ui.charts.losses import compare_figure
 from ui.entry import ensure_app
 from ui.forms import new_run_form
+from ui.lessons import shown
 from ui.resources import job_manager
 from ui.run_panel import ERRORS, live_run_panel, run_summaries, runs_table
 from ui.session import actor
@@ -78,28 +79,34 @@ else:
     set_query(run=selected)
     live_run_panel(selected, states[selected])
 
-down, up = st.columns([1, 2])
-try:
-    run = Run(jm.runs_dir / selected) if ids else None
-except ERRORS:  # deleted since the listing: the table's next poll redraws the page
-    run = None
-if run is not None and jm.owns(run, actor()):  # a run of another workspace: its owner's to download
-    # built on click, in Streamlit's download thread: no zip is made for runs nobody downloads
-    down.download_button("Download run (.zip)", data=partial(jm.export, run.id, actor()),
-                         file_name=export_filename(run),
-                         mime="application/zip", key="train_download", icon=":material/download:",
-                         on_click="ignore", disabled=not run.checkpoints(), width="stretch",
-                         help="config, status, metrics, the newest checkpoint (safetensors, no pickle) and the "
-                              "snapshots, to upload here or on another Latent Lab")
-with up.expander("Upload a run (.zip)", icon=":material/upload:",
-                 expanded="train_upload_result" in st.session_state):
-    st.file_uploader("A .zip from **Download run**", type="zip", key="train_upload", on_change=import_upload,
-                     max_upload_size=MAX_IMPORT_BYTES // 2**20,
-                     help="Checked before anything is written: sizes, file names, checksums, and that the "
-                          "weights load into the model its config names. It becomes a new run.")
-    ok, message = st.session_state.get("train_upload_result", (True, None))
-    if message:
-        (st.success if ok else st.error)(message)
+def transfer_row(container) -> None:
+    """Download the selected run as a .zip; upload one back (a lesson may hide both)."""
+    down, up = container.columns([1, 2])
+    try:
+        run = Run(jm.runs_dir / selected) if ids else None
+    except ERRORS:  # deleted since the listing: the table's next poll redraws the page
+        run = None
+    if run is not None and jm.owns(run, actor()):  # a run of another workspace: its owner's to download
+        # built on click, in Streamlit's download thread: no zip is made for runs nobody downloads
+        down.download_button("Download run (.zip)", data=partial(jm.export, run.id, actor()),
+                             file_name=export_filename(run),
+                             mime="application/zip", key="train_download", icon=":material/download:",
+                             on_click="ignore", disabled=not run.checkpoints(), width="stretch",
+                             help="config, status, metrics, the newest checkpoint (safetensors, no pickle) and the "
+                                  "snapshots, to upload here or on another Latent Lab")
+    with up.expander("Upload a run (.zip)", icon=":material/upload:",
+                     expanded="train_upload_result" in st.session_state):
+        st.file_uploader("A .zip from **Download run**", type="zip", key="train_upload", on_change=import_upload,
+                         max_upload_size=MAX_IMPORT_BYTES // 2**20,
+                         help="Checked before anything is written: sizes, file names, checksums, and that the "
+                              "weights load into the model its config names. It becomes a new run.")
+        ok, message = st.session_state.get("train_upload_result", (True, None))
+        if message:
+            (st.success if ok else st.error)(message)
+
+
+if shown("train_transfer"):
+    transfer_row(st.container(key="train_transfer"))
 
 if ids:
     st.subheader("All runs")

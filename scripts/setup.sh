@@ -3,7 +3,7 @@
 # Debian packages (Fashion-MNIST always; Chromium with --test, for the browser tests).
 #
 #   scripts/setup.sh          runtime: what `make run` needs
-#   scripts/setup.sh --test   runtime + test dependencies + chromium: what `make test` needs
+#   scripts/setup.sh --test   runtime + test dependencies + the Ray backend + chromium: what `make test` needs
 #
 # Both install Latent Lab itself editable (pip install -e .), so nothing sets PYTHONPATH by hand.
 #
@@ -110,7 +110,8 @@ pip_install() {  # pip_install STAMP REQUIREMENTS...
 
 pip_install .stamp-runtime requirements.txt
 if [ "$WITH_TEST" = 1 ]; then
-    pip_install .stamp-test requirements.txt requirements-test.txt
+    # the optional Ray backend too, so the tests cover it over a real cluster (make run does not need it)
+    pip_install .stamp-test requirements.txt requirements-test.txt requirements-ray.txt
 fi
 
 # Latent Lab itself, editable: `python -m engine` and the job workers import the checkout's engine/ and ui/

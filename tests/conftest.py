@@ -12,6 +12,34 @@ import pytest
 os.environ.setdefault("LATENT_LAB_UMAP_WARMUP", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
+NETNS_ERROR = "LATENT_LAB_TEST_NETNS_ERROR"
+
+
+def pytest_configure(config):
+    """The suite runs in a network namespace of its own where it can (root on Linux; LATENT_LAB_TEST_NETNS=0 turns
+    it off): every server it starts (Streamlit, a Ray cluster, whose processes listen on every interface) is then
+    reachable only from here. Where it cannot, the Ray tests skip and say why (tests/raycluster.py)."""
+    from tests.raycluster import enter_network_namespace, only_loopback
+
+    if os.environ.get("LATENT_LAB_TEST_NETNS", "1") == "0":
+        os.environ[NETNS_ERROR] = "LATENT_LAB_TEST_NETNS=0"
+    elif not only_loopback():
+        os.environ[NETNS_ERROR] = enter_network_namespace() or ""
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real Ray cluster on this machine (a head and a second node, one CPU each) for one test module, in the
+    suite's network namespace; stopped when the module's tests are done."""
+    pytest.importorskip("ray", reason="the Ray backend's tests need requirements-ray.txt (make test installs it)")
+    from tests.raycluster import RayCluster, only_loopback
+
+    if not only_loopback():
+        pytest.skip(f"no network namespace for a Ray cluster ({os.environ.get(NETNS_ERROR) or 'unknown'}): Ray "
+                    f"listens on every interface, and the tests' servers stay private")
+    cluster = RayCluster(cpus=1, workers=1).start()
+    yield cluster
+    cluster.stop()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -19,6 +19,8 @@ PAGES = (
     PageInfo("pages/home.py", "Home", ":material/home:", "Start", ""),
     PageInfo("pages/train.py", "Train", ":material/model_training:", "Start",
              "pick any of the autoencoders, set its knobs, watch several train at once", "train"),
+    PageInfo("pages/lessons.py", "Lessons", ":material/school:", "Start",
+             "the course step by step: each lesson is one link that opens a page ready to try", "lessons"),
     PageInfo("pages/draw.py", "Draw", ":material/draw:", "Autoencoders",
              "draw a digit and see it encoded, rebuilt and recognised", "draw"),
     PageInfo("pages/noise_lab.py", "Noise lab", ":material/blur_on:", "Autoencoders",
@@ -39,6 +41,8 @@ PAGES = (
              "train GANs and watch their samples evolve; judge them; step them by hand", "gan_studio"),
     PageInfo("pages/gan_playground.py", "2-D GAN playground", ":material/bubble_chart:", "GANs",
              "watch a GAN learn a ring of points, live: D's surface, G's gradients", "gan_playground"),
+    PageInfo("pages/room.py", "Room", ":material/groups:", "Workshop",
+             "the presenter's view of the room: who is here, what trains and waits, the class board", "room"),
 )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.lab.choice import best_run
+from engine.lab.choice import Choice, best_run
 from engine.models import is_model
 from engine.runs import FINISHED, Run, RunError
+from engine.runs import workspace as ws
 from ui.escape import md
 from ui.resources import job_manager
 from ui.run_panel import progress_line
@@ -70,11 +71,20 @@ def run_label(run: Run) -> str:
             + ("" if state == "done" else f" · {state}"))
 
 
+def choose_run(runs: list[Run], **how) -> Choice | None:
+    """The run a page opens on (engine.lab.choice.best_run, `how` its quality and preference) as this session sees
+    them: in hosted mode the visitor's own finished runs first, then the workshop kit's and the gallery's."""
+    jm = job_manager()
+    workspace = actor().workspace if jm.hosted_mode() else None
+    return best_run([r.summary() for r in runs], {r.id: run_config(r) or {} for r in runs}, workspace=workspace,
+                    gallery=ws.pinned(jm.runs_dir), **how)
+
+
 def pick_run(runs: list[Run], key: str, label: str = "Model run", param: str = "run",
              help: str | None = None, container=st, quality: str = "reconstruction", prefer=None,
              prefer_why: str = "") -> Run | None:
     """A run picker whose choice lives in the URL (`?{param}=ID`): the link's run, else the one that best
-    serves the page (engine.lab.choice.best_run with `quality`, `prefer` and `prefer_why`), with a line
+    serves the page (choose_run with `quality`, `prefer` and `prefer_why`), with a line
     saying why it was chosen.
 
     Returns None (and draws nothing) when `runs` is empty: the page shows its own message then.
@@ -93,8 +103,7 @@ def pick_run(runs: list[Run], key: str, label: str = "Model run", param: str = "
         if linked in by_id:
             st.session_state[key], st.session_state[f"{key}_why"] = linked, None
         else:
-            choice = best_run([r.summary() for r in runs], {r.id: run_config(r) or {} for r in runs},
-                              quality=quality, prefer=prefer, prefer_why=prefer_why)
+            choice = choose_run(runs, quality=quality, prefer=prefer, prefer_why=prefer_why)
             st.session_state[key], st.session_state[f"{key}_why"] = choice.run_id, (choice.run_id, choice.reason)
     chosen = container.selectbox(label, ids, key=key, format_func=lambda i: run_label(by_id[i]), help=help)
     why = st.session_state.get(f"{key}_why")

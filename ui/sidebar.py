@@ -11,6 +11,7 @@ from engine.runs import default_runs_dir, list_runs
 from engine.runs import workspace as ws
 from ui.escape import md, md_quote
 from ui.panels.uploads import upload_panel, workspace_datasets
+from ui.projector import apply_projector, projector_toggle
 from ui.resources import device_label, job_manager
 from ui.session import actor, shared_runs, workspace_panel
 
@@ -50,6 +51,7 @@ def sidebar() -> DatasetInfo:
         if wanted not in names:  # said once, in the sidebar, until the session picks another
             st.session_state["dataset_refused"] = wanted
     by_name = {d.name: d for d in infos}
+    apply_projector()  # large type for a room's screen, when this session asked for it (?projector=1)
     with st.sidebar:
         st.markdown("### :material/science: Latent Lab")
         name = st.selectbox("Dataset", names, key="dataset", format_func=lambda n: _dataset_label(by_name[n]),
@@ -78,6 +80,9 @@ def sidebar() -> DatasetInfo:
                 for d in missing:
                     st.markdown(f"**{d.name}** — {d.reason}.  \n*To get it:* {d.how_to_get}")
         st.markdown(f"**Device:** `{device_label()}`")
+        backend_note()
+        if not ws.hosted() or actor().presenter:
+            projector_toggle()
         damaged = damaged_runs(str(default_runs_dir()))
         if ws.hosted():  # a visitor hears only of the runs they may see
             visible = {r.id for r in job_manager().runs(actor(), shared_runs())}
@@ -96,6 +101,21 @@ def sidebar() -> DatasetInfo:
 
 
 @st.cache_data(ttl=2.0, show_spinner=False)
+def backend_note() -> None:
+    """Where jobs train, when that is a Ray cluster; what is wrong when it cannot be reached."""
+    jm = job_manager()
+    if jm.backend != "ray":
+        return
+    info = jm.backend_info()
+    if info["error"]:
+        meanwhile = ("New jobs train on this server meanwhile." if info.get("fallback")
+                     else "New jobs wait in the queue until it answers.")
+        st.warning(f"**The training cluster cannot be reached.** {md(info['error'], 400)} Finished runs, their "
+                   f"pages and everything else keep working. {meanwhile}", icon=":material/cloud_off:")
+    else:
+        st.caption(f"Jobs train on the Ray cluster at {md(info['address'])}: {info['slots']} at once.")
+
+
 def damaged_runs(runs_dir: str) -> list[tuple[str, str]]:
     """(id, why) of each run in the folder that cannot be read (Run.problem), newest first; every page shares it."""
     out = []

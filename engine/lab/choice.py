@@ -4,11 +4,14 @@ The newest run is often the wrong one: the PCA baseline just fitted, a model sti
 seconds. A page ranks the runs it can use by
 
   1. how finished: done, then stopped with a checkpoint (cancelled, interrupted), then still training;
-  2. what the page prefers (`prefer(config) -> number`, higher first: the explorer prefers a VAE with a
+  2. whose: the visitor's own (`workspace`), then the shared ones a presenter prepared (a workshop kit's runs,
+     engine.runs.kit, and the gallery's), then any other they may see: a visitor with no finished model of
+     their own gets the kit's at once, and one of their own as soon as they have one;
+  3. what the page prefers (`prefer(config) -> number`, higher first: the explorer prefers a VAE with a
      2-number code, which fills every one of its panels);
-  3. learned models before the PCA baseline (a closed-form fit is the yardstick, not the exhibit);
-  4. quality (`quality(metrics) -> number`, lower first: the test error relative to PCA by default);
-  5. the newest.
+  4. learned models before the PCA baseline (a closed-form fit is the yardstick, not the exhibit);
+  5. quality (`quality(metrics) -> number`, lower first: the test error relative to PCA by default);
+  6. the newest.
 
 and says in one sentence what made the choice.
 """
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 from engine.models import is_model
 from engine.runs import finite
+from engine.runs.workspace import owner
 
 FINISHEDNESS = {"done": 0, "cancelled": 1, "interrupted": 1, "running": 2, "queued": 3}
 
@@ -50,6 +54,19 @@ QUALITIES: dict[str, tuple[Callable[[dict], float | None], Callable[[float], str
 }
 
 
+MINE, PREPARED, OTHERS = 0, 1, 2  # whose a run is, as the ranking sees it (the module docstring's rule 2)
+
+
+def whose(config: dict, run_id: str = "", workspace: str | None = None, gallery=frozenset()) -> int:
+    """MINE, PREPARED (a kit's or a pinned run) or OTHERS for a run of `config`, seen from `workspace`.
+
+    workspace None: every run is the visitor's (local mode, where one person owns the whole runs folder).
+    """
+    if workspace is None or owner(config) == workspace:
+        return MINE
+    return PREPARED if config.get("kit") or run_id in gallery else OTHERS
+
+
 @dataclass(frozen=True)
 class Choice:
     run_id: str
@@ -57,11 +74,13 @@ class Choice:
 
 
 def best_run(summaries: list[dict], configs: dict[str, dict], *, quality: str = "reconstruction",
-             prefer: Callable[[dict], float] | None = None, prefer_why: str = "") -> Choice | None:
+             prefer: Callable[[dict], float] | None = None, prefer_why: str = "", workspace: str | None = None,
+             gallery=frozenset()) -> Choice | None:
     """The best of the runs in `summaries` (Run.summary() dicts; `configs`: id → config.json); None when empty.
 
     quality: a QUALITIES name; prefer(config) → a number (higher first) and prefer_why, the words for
-    it ("a VAE with a 2-D code, which fills every panel").
+    it ("a VAE with a 2-D code, which fills every panel"); workspace: the visitor's (None: every run is
+    theirs), gallery: the pinned run ids (see `whose`).
     """
     if not summaries:
         return None
@@ -70,20 +89,26 @@ def best_run(summaries: list[dict], configs: dict[str, dict], *, quality: str = 
     def key(s: dict) -> tuple:
         config = configs.get(s["id"]) or {}
         q = measure(s.get("metrics") if isinstance(s.get("metrics"), dict) else {})
-        return (FINISHEDNESS.get(s.get("state"), 4), -(prefer(config) if prefer else 0.0),
-                is_model(config.get("model"), closed_form=True), math.inf if q is None else q)
+        return (FINISHEDNESS.get(s.get("state"), 4), whose(config, s["id"], workspace, gallery),
+                -(prefer(config) if prefer else 0.0), is_model(config.get("model"), closed_form=True),
+                math.inf if q is None else q)
 
     newest_first = sorted(summaries, key=lambda s: -(finite(s.get("created_at")) or 0.0))
     ranked = sorted(newest_first, key=key)  # stable: ties stay newest first
     best = ranked[0]
     if len(ranked) == 1:
         return Choice(best["id"], "the only run that fits this page")
-    state, pref, baseline, q = key(best)
+    state, mine, pref, baseline, q = key(best)
     parts = [("the finished", "the most finished", "the furthest")[min(state, 2)]
              + (" PCA baseline (no learned model fits)" if baseline else " model")]
-    if prefer_why and pref < 0 and any(key(s)[1] > pref for s in ranked):
+    if mine == MINE and any(key(s)[1] != MINE for s in ranked):
+        parts.append(" of your own")
+    elif mine == PREPARED:
+        parts.append(" prepared for everyone (the workshop kit's or the gallery's; you have no finished one of "
+                     "your own that fits yet)")
+    if prefer_why and pref < 0 and any(key(s)[2] > pref for s in ranked):
         parts.append(f", {prefer_why},")
-    rivals = [s for s in ranked[1:] if key(s)[:3] == (state, pref, baseline)]
+    rivals = [s for s in ranked[1:] if key(s)[:4] == (state, mine, pref, baseline)]
     if rivals and q != math.inf:
         parts.append(f" with {words(q)}")
     elif rivals:

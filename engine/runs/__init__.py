@@ -8,6 +8,7 @@
     loaded.py       a run's model loaded at one checkpoint (LoadedRun)
     jobs.py         the job manager: worker processes, the queue, cancel and resume
     transfer.py     a run as a .zip (download) and its checked import (upload)
+    kit.py          the workshop kit: a TOML list of runs trained in one go, pinned, shipped as one .zip
 """
 
 from engine.runs.checkpoints import (FORMAT_VERSION, load_model_from_checkpoint, load_optimizer_state,

@@ -30,6 +30,7 @@ from pathlib import Path
 from engine.env import env_number
 from engine.runs import quota
 from engine.runs import workspace as ws
+from engine.runs.backends import BackendUnavailable, RayBackend, backend_name, fallback_local
 from engine.runs.config import check_own_data, make_run_config
 from engine.runs.files import RunError, remove_stale_temp_files, scrub_paths
 from engine.runs.queue import QueuePlace, next_job, queue_places
@@ -55,11 +56,16 @@ class JobManager:
     """Start, watch, cancel and resume training runs under one runs directory."""
 
     def __init__(self, runs_dir: Path | str | None = None, max_concurrent: int | None = None,
-                 poll_interval: float | None = 0.5, limits: Limits | None = None):
+                 poll_interval: float | None = 0.5, limits: Limits | None = None, backend: str | None = None):
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.max_concurrent = max(1, max_concurrent or default_max_jobs())
+        self.max_concurrent = max(1, max_concurrent or default_max_jobs())  # the local backend's cap
         self.limits = limits if limits is not None else Limits.from_env()
+        self.backend = backend or backend_name()  # where new jobs train: engine.runs.backends
+        self.backend_error: str | None = None  # why the cluster cannot take jobs now (None: it can, or local)
+        self._ray: dict[str, RayBackend] = {}  # address → backend: a run records where it was submitted
+        self._ray_started: set[str] = set()  # ray job ids this manager submitted (shutdown(cancel=True) stops them)
+        self._ray_stopped: set[str] = set()
         self._expired_at = 0.0
         self._procs: dict[str, subprocess.Popen] = {}
         self._cancel_at: dict[str, float] = {}
@@ -202,7 +208,7 @@ class JobManager:
         removed = []
         for run in list_runs(self.runs_dir):
             st = run.status()
-            if st.state == "running" and process_alive(st.pid, st.pid_start):
+            if st.state == "running" and self._worker_alive(st) is not False:
                 continue
             removed += run.remove_stale_temp_files(worker_gone=True)
         return removed + remove_stale_temp_files(self.runs_dir, pattern=".create-*", folders=True)
@@ -242,16 +248,38 @@ class JobManager:
     def queue(self) -> dict[str, QueuePlace]:
         """Every queued run's place in line and about how long until it starts (engine.runs.queue), in the
         order the manager starts them."""
-        return queue_places(list_runs(self.runs_dir), self.max_concurrent, self.limits.running, owner=ws.owner)
+        return queue_places(list_runs(self.runs_dir), max(self.slots(), 1), self.limits.running, owner=ws.owner)
 
     def active(self) -> list[str]:
         """Ids of runs whose workers are alive (including ones an earlier server started)."""
         out = []
         for run in list_runs(self.runs_dir):
             st = run.status()
-            if st.state == "running" and process_alive(st.pid, st.pid_start):
+            if st.state == "running" and self._worker_alive(st):
                 out.append(run.id)
         return out
+
+    def slots(self) -> int:
+        """How many jobs train at once: the local cap, or the Ray cluster's capacity (its live nodes' CPUs and
+        GPUs ÷ what a job asks for); 0 while the cluster cannot be reached (and no local fallback is set)."""
+        if self.backend != "ray":
+            return self.max_concurrent
+        try:
+            slots = self._ray_backend().capacity()
+        except BackendUnavailable as e:
+            self.backend_error = str(e)
+            return self.max_concurrent if fallback_local() else 0
+        self.backend_error = None
+        return slots
+
+    def backend_info(self) -> dict:
+        """What the pages and `python -m engine backend` show: the backend, its address, its capacity, its error."""
+        slots = self.slots()
+        info = {"backend": self.backend, "slots": slots, "error": self.backend_error}
+        if self.backend == "ray":
+            info["address"] = self._ray_backend().address
+            info["fallback"] = "local" if fallback_local() else None
+        return info
 
     def shutdown(self, cancel: bool = False, timeout: float = 10.0) -> None:
         """Stop watching; with cancel=True also stop every worker this manager started."""
@@ -259,6 +287,11 @@ class JobManager:
         if self._thread:
             self._thread.join(timeout=2)
         if cancel:
+            for run in list_runs(self.runs_dir):  # the Ray jobs this manager submitted
+                st = run.status()
+                if st.raw.get("ray_job") in self._ray_started and st.state in ACTIVE:
+                    self.cancel(run.id)
+                    self._stop_ray(st, force=True)
             for rid in list(self._procs):
                 self.cancel(rid)
             deadline = time.monotonic() + timeout
@@ -273,7 +306,8 @@ class JobManager:
         with self._lock:
             self._reap()
             queued = []
-            alive = 0
+            alive = 0  # local workers training now
+            remote = 0  # Ray jobs holding a place on the cluster (pending or running)
             running: dict[str, int] = {}  # workspace → its jobs training now
             last_start: dict[str, float] = {}  # workspace → when a job of it last started
             for run in list_runs(self.runs_dir):
@@ -282,7 +316,11 @@ class JobManager:
                     owner = _owner(run)
                     if st.started_at is not None and st.state != "queued":
                         last_start[owner] = max(last_start.get(owner, st.started_at), st.started_at)
-                    if st.state == "running":
+                    if st.state == "running" and st.raw.get("backend") == "ray":
+                        if self._poll_ray(run, st):
+                            remote += 1
+                            running[owner] = running.get(owner, 0) + 1
+                    elif st.state == "running":
                         if run.id in self._procs or process_alive(st.pid, st.pid_start):
                             running[owner] = running.get(owner, 0) + 1
                         if run.id in self._procs:
@@ -300,15 +338,32 @@ class JobManager:
                         queued.append((run, owner, _created_at(run)))
                 except (RunError, OSError, ValueError) as e:  # one damaged run folder must not stop the others
                     print(f"latent-lab jobs: run {run.id}: {e}", file=sys.stderr)
-            if not start:
+            if not start or not queued:
                 return
-            while queued and alive < self.max_concurrent:
+            slots = self.slots() if self.backend == "ray" else 0
+            while queued:
+                if self.backend == "ray" and self.backend_error is None and remote < slots:
+                    where = "ray"
+                elif (self.backend != "ray" or (self.backend_error and fallback_local())) \
+                        and alive < self.max_concurrent:
+                    where = "local"
+                else:  # no free slot (or a cluster that cannot be reached, and no fallback): they wait
+                    break
                 i = next_job([(r.id, o, at) for r, o, at in queued], running, last_start, self.limits.running)
                 if i is None:  # every waiting workspace trains as many jobs as it may
                     break
-                run, owner, _at = queued.pop(i)
-                self._start(run)
-                alive += 1
+                run, owner, _at = queued[i]
+                if where == "ray":
+                    try:
+                        self._start_ray(run)
+                    except BackendUnavailable as e:
+                        self.backend_error = str(e)
+                        continue  # the next turn falls back to local, or stops
+                    remote += 1
+                else:
+                    self._start(run)
+                    alive += 1
+                queued.pop(i)
                 running[owner] = running.get(owner, 0) + 1
                 last_start[owner] = time.time()
 
@@ -365,7 +420,7 @@ class JobManager:
         # the engine is installed (pip install -e .); LATENT_LAB_RUNS tells it where `upload:` datasets are
         env = {**os.environ, "LATENT_LAB_THREADS": str(threads), "LATENT_LAB_RUNS": str(self.runs_dir)}
         cmd = [sys.executable, "-m", "engine", "worker", str(run.path)] + (["--resume"] if resume else [])
-        run.set_status(only_if=("queued",), resume=False, error=None, threads=threads)
+        run.set_status(only_if=("queued",), resume=False, error=None, threads=threads, backend="local", ray_job=None)
         with open(run.path / "worker.log", "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, start_new_session=True)
@@ -374,6 +429,95 @@ class JobManager:
         # The worker writes "running" and its pid too, and may already be further on (even done): only over
         # "queued", so this never sets a finished run back to running.
         run.set_status(only_if=("queued",), state="running", pid=proc.pid, pid_start=process_start_time(proc.pid))
+
+    # -- the Ray backend (engine.runs.backends) -------------------------------------------------------
+
+    def _ray_backend(self, address: str | None = None) -> RayBackend:
+        """The backend for the cluster at `address` (the one a run was submitted to; None: RAY_ADDRESS's)."""
+        key = address if isinstance(address, str) and address else None
+        if key not in self._ray:
+            self._ray[key] = RayBackend(address=key)
+        return self._ray[key]
+
+    def _start_ray(self, run: Run) -> None:
+        """Submit a queued run as a Ray job. The job id goes into status.json before the job exists, so the
+        worker's own first write (state running) cannot race ahead of it; a refused submission queues it again."""
+        backend = self._ray_backend()
+        resume = run.status().resume
+        job = backend.new_job_id(run.id)
+        run.set_status(only_if=("queued",), state="running", resume=False, error=None, pid=None, pid_start=None,
+                       backend="ray", ray_job=job, ray_address=backend.address, threads=backend.threads,
+                       phase="waiting for a place on the Ray cluster")
+        try:
+            backend.submit(job, str(run.path.resolve()), resume, {"LATENT_LAB_RUNS": str(self.runs_dir.resolve())})
+        except BackendUnavailable:
+            run.set_status(only_if=("running",), state="queued", resume=resume, backend=None, ray_job=None,
+                           phase=None)
+            raise
+        self._ray_started.add(job)
+
+    def _poll_ray(self, run: Run, st) -> bool:
+        """A running run's Ray job: True while it holds a place on the cluster (or the cluster cannot say);
+        once it has ended, a run its worker left without a final state is settled (cancelled, interrupted, failed)."""
+        job = st.raw.get("ray_job")
+        backend = self._ray_backend(st.raw.get("ray_address"))
+        try:
+            state = backend.state(job) if isinstance(job, str) else "GONE"
+        except BackendUnavailable as e:
+            self.backend_error = str(e)
+            return True  # it keeps its place until the cluster answers again
+        if state in ("PENDING", "RUNNING"):
+            asked = self._cancel_asked(run.id)
+            if asked is not None and time.monotonic() - asked >= CANCEL_GRACE_S:
+                self._stop_ray(st)
+            return True
+        if run.status().state not in ACTIVE:
+            return False  # the worker wrote its own final state
+        # ray_job=None: a worker that outlived its job (a node cut off rather than dead) may write no more
+        if self._cancel_asked(run.id) is not None:
+            self._cancel_at.pop(run.id, None)
+            run.clear_cancel()
+            run.set_status(only_if=ACTIVE, state="cancelled", error=None, ray_job=None)
+            return False
+        try:
+            end = backend.ending(job, state)
+        except BackendUnavailable as e:
+            self.backend_error = str(e)
+            return True
+        run.set_status(only_if=ACTIVE, state=end.state, error=end.error, ray_job=None)
+        if end.state == "interrupted":
+            run.remove_stale_temp_files(worker_gone=True)
+        return False
+
+    def _stop_ray(self, st, force: bool = False) -> None:
+        job = st.raw.get("ray_job")
+        if not isinstance(job, str) or (job in self._ray_stopped and not force):
+            return
+        try:
+            self._ray_backend(st.raw.get("ray_address")).stop(job)
+            self._ray_stopped.add(job)
+        except BackendUnavailable as e:
+            self.backend_error = str(e)
+
+    def _cancel_asked(self, rid: str) -> float | None:
+        """When a cancel of run `rid` was first seen (its cancel file), or None."""
+        asked = self._cancel_at.get(rid)
+        if asked is None and (self.runs_dir / rid / "cancel").exists():
+            asked = self._cancel_at.setdefault(rid, time.monotonic())
+        return asked
+
+    def _worker_alive(self, st) -> bool | None:
+        """Whether a running run's worker still trains: its process here, or its job on the cluster (None: the
+        cluster cannot say now)."""
+        if st.raw.get("backend") != "ray":
+            return process_alive(st.pid, st.pid_start)
+        job = st.raw.get("ray_job")
+        if not isinstance(job, str):
+            return False
+        try:
+            return self._ray_backend(st.raw.get("ray_address")).state(job) in ("PENDING", "RUNNING")
+        except BackendUnavailable:
+            return None
 
     def _reap(self) -> None:
         for rid, proc in list(self._procs.items()):

@@ -77,6 +77,13 @@ def process_start_time(pid: int) -> str | None:
     return fields[19]  # field 22 of stat: starttime
 
 
+JOB_FENCE_ENV = "LATENT_LAB_JOB"  # set in a Ray job's worker: the job id it trains for (Run.set_status)
+
+
+class Superseded(RunError):
+    """This worker's job is no longer the run's: another start has taken the run over."""
+
+
 def process_alive(pid: int | None, start: str | None) -> bool:
     if not pid:
         return False
@@ -391,12 +398,20 @@ class Run:
         it read before the other's write. With `only_if`, the fields are merged only while the state is
         one of those (e.g. the manager's "running" only over "queued", never over the worker's "done").
         Returns the status as it is now.
+
+        A worker started as a Ray job carries its job id (JOB_FENCE_ENV) and writes only while status.json still
+        names that job: once the job manager has settled the job's end (a lost node: interrupted) or started the
+        run again elsewhere, a worker that outlived its job (a node cut off, not dead) gets Superseded and stops.
         """
         with file_lock(self.path / STATUS_LOCK):
             try:
                 status = read_json(self.path / "status.json")
             except RunError:
                 status = {}
+            fence = os.environ.get(JOB_FENCE_ENV)
+            if fence and status.get("ray_job") != fence:
+                raise Superseded(f"run {self.id}: this worker's job ({fence}) is no longer the run's "
+                                 f"({status.get('ray_job')}); it stops without writing")
             if only_if is not None and status.get("state") not in only_if:
                 return RunStatus.parse(status)
             status.update(fields, updated_at=time.time())
@@ -459,8 +474,13 @@ class Run:
         (self.path / "cancel").unlink(missing_ok=True)
 
     def mark_if_dead(self) -> str:
-        """If status says running (or stopping) but its worker process is gone, mark it interrupted."""
+        """If status says running (or stopping) but its worker process is gone, mark it interrupted.
+
+        A run training as a Ray job (status backend "ray") is left alone: its worker's pid is another node's, and
+        the job manager asks the cluster instead (engine.runs.backends)."""
         status = self.status()
+        if status.raw.get("backend") == "ray":
+            return status.state
         if status.state == "running" and not process_alive(status.pid, status.pid_start):
             ckpt = self.latest_checkpoint()
             note = (f"the worker stopped without finishing; resume continues from the checkpoint at step "

@@ -268,6 +268,10 @@ def _check_config(files: dict[str, bytes]) -> dict:
                "train": _plain(tcfg), "seed": tcfg.seed}
     if name:
         checked["name"] = name
+    from engine.runs.kit import kit_key  # here: engine.runs.kit builds on this module
+
+    if kit_key(config.get("kit")):  # a workshop kit's run keeps its kit key, so the kit finds it (engine.runs.kit)
+        checked["kit"] = kit_key(config["kit"])
     if _number_or_none(config.get("created_at")) is not None:
         checked["created_at"] = _number_or_none(config["created_at"])
     versions = config.get("versions")
@@ -431,8 +435,9 @@ def import_run(runs_dir: Path | str, data: bytes, max_bytes: int = MAX_IMPORT_BY
                                    "exported_at": _number_or_none(manifest.get("exported_at")),
                                    "device": config["train"].get("device"), "state": status["state"]}}
         new_config.pop("workspace", None)
-        if workspace:
+        if workspace:  # a visitor's copy or upload is theirs, no longer a run of the server's kit
             new_config["workspace"] = workspace
+            new_config.pop("kit", None)
         atomic_write_json(stage / "status.json", {**_imported_status(status, step), "updated_at": now})
         final = runs_dir / run_id
         os.rename(stage, final)  # atomic; refuses a non-empty target, so no run is ever overwritten

@@ -32,6 +32,7 @@ from engine.models.settings import config_from_dict
 from engine.runs import (Run, RunError, atomic_write_bytes, finite, model_from_tensors, model_state, process_start_time,
                          read_checkpoint)
 from engine.runs.files import scrub_paths, shown
+from engine.runs.store import Superseded
 from engine.runs.config import TrainConfig, check_own_data
 from engine.train.adversarial import AdversarialTrainer
 from engine.train.reconstruction import ReconstructionTrainer
@@ -75,6 +76,8 @@ def train_run(run: Run, *, resume: bool = False, should_stop: Callable[[], bool]
         return Loop(run, should_stop=should_stop or cancel_checker(run), on_log=on_log).run(resume)
     except KeyboardInterrupt:
         run.set_status(state="interrupted", error="stopped by Ctrl-C; resume continues from the last checkpoint")
+        raise
+    except Superseded:  # a newer start owns the run (a Ray job the manager gave up on): write nothing more
         raise
     except Exception as e:
         tail = "".join(traceback.format_exception(e)[-3:])  # every visitor sees it: no server paths in it

@@ -92,9 +92,12 @@ def test_umap_map_select_a_point_and_replay(lab_page, lab_server):
     target = hover_isolated_marker(page)
     assert target["gap"] > 3, target  # a marker no other one overlaps
     page.mouse.click(target["x"], target["y"])
-    expect(seen(page, PANEL)).to_contain_text(f"Test image #{target['id']}", timeout=30_000)
+    # while the rerun draws, the panel's old copy may still show beside the new one: wait for the new one, then
+    # for the old one to go
+    expect(seen(page, PANEL).filter(has_text=f"Test image #{target['id']}").first).to_be_visible(timeout=30_000)
     expect(page).to_have_url(re.compile(rf"[?&]image={target['id']}\b"))
     wait_until_idle(page)
+    expect(seen(page, PANEL)).to_have_count(1, timeout=30_000)
     images = seen(page, f"{PANEL} img")
     expect(images).to_have_count(2)  # x and x̂
     page.wait_for_function(LOADED, arg=f"{PANEL} img")

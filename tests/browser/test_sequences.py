@@ -14,10 +14,10 @@ import pytest
 from tests.browser.conftest import new_runs, started_run
 from tests.browser.helpers import assert_no_exception, expect, full_page_screenshot, open_page, seen, wait_until_idle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # a training and a first matrix-profile compile each
 
 PANEL = ".st-key-run_panel"
-TRAIN_TIMEOUT_MS = 150_000  # worker start-up, 50 steps, the final evaluation, on a busy 2-core machine
+TRAIN_TIMEOUT_MS = 240_000  # worker start-up, 50 steps, the final evaluation, on a busy 2-core machine
 
 
 def train_from_page(page, server, expander: str, steps_key: str):

@@ -1,4 +1,9 @@
-"""Background jobs: real worker processes, the queue cap, cancel, SIGKILL, failures, restarts."""
+"""Background jobs: real worker processes, the queue cap, cancel, SIGKILL, failures, restarts.
+
+The tests that take the `manager` (or `backend`) fixture run twice: over the local backend (worker processes of
+this machine, a cap of one job) and over the ray backend (Ray jobs on a real two-node cluster started for this
+module: tests/raycluster.py; the cap is the cluster's capacity, one job per node).
+"""
 
 from __future__ import annotations
 
@@ -24,15 +29,31 @@ def wait_for(predicate, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+@pytest.fixture(params=["local", "ray"])
+def backend(request, monkeypatch) -> str:
+    """The job backend a test runs over; for ray, RAY_ADDRESS points at this module's cluster."""
+    if request.param == "ray":
+        cluster = request.getfixturevalue("ray_cluster")
+        monkeypatch.setenv("RAY_ADDRESS", cluster.address)
+    monkeypatch.setenv("LATENT_LAB_BACKEND", request.param)
+    return request.param
+
+
+def new_manager(runs_dir, backend: str) -> JobManager:
+    return JobManager(runs_dir, max_concurrent=1, poll_interval=0.1, backend=backend)
+
+
 @pytest.fixture
-def manager(tmp_path):
-    jm = JobManager(tmp_path / "runs", max_concurrent=1, poll_interval=0.1)
+def manager(tmp_path, backend):
+    jm = new_manager(tmp_path / "runs", backend)
     yield jm
     jm.shutdown(cancel=True)
 
 
-def test_queue_runs_one_at_a_time_under_a_cap_of_one(manager):
-    runs = [manager.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 0.5}) for _ in range(2)]
+def test_queue_runs_no_more_at_once_than_the_backend_holds(manager, backend):
+    cap = manager.slots()
+    assert cap == (1 if backend == "local" else 2)  # the ray cluster: two nodes of one CPU, one CPU per job
+    runs = [manager.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 0.5}) for _ in range(cap + 1)]
     most_running = 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -41,8 +62,9 @@ def test_queue_runs_one_at_a_time_under_a_cap_of_one(manager):
         if all(s == "done" for s in states):
             break
         time.sleep(0.05)
-    assert [r.status().state for r in runs] == ["done", "done"]
-    assert most_running == 1
+    assert [r.status().state for r in runs] == ["done"] * (cap + 1)
+    assert 1 <= most_running <= cap
+    assert {r.status().raw.get("backend") for r in runs} == {backend}
     assert all(r.status().final_metrics["mse"] > 0 for r in runs)
     assert all(r.status().threads >= 1 for r in runs)
 
@@ -51,7 +73,7 @@ def test_sigkill_leaves_a_loadable_checkpoint_marked_interrupted_then_resume(man
     run = manager.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 30})
     wait_for(lambda: len(run.checkpoints()) >= 2, what="two checkpoints")
     os.kill(run.status().pid, signal.SIGKILL)
-    wait_for(lambda: run.status().state == "interrupted", timeout=10, what="interrupted state")
+    wait_for(lambda: run.status().state == "interrupted", timeout=30, what="interrupted state")
     assert "SIGKILL" in run.status().error
     model, header = run.load_model()  # the last checkpoint survived the kill
     assert header["step"] > 0
@@ -86,32 +108,36 @@ def test_cancel_stops_a_running_job_within_two_seconds(manager):
 
 
 def test_cancel_of_a_queued_run_and_delete(manager):
-    first = manager.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 60})
+    busy = [manager.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 60}) for _ in range(manager.slots())]
     second = manager.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 60})
     assert second.status().state == "queued"
     assert manager.cancel(second.id) == "cancelled"
-    manager.delete(first.id)
-    assert not first.path.exists()
+    for first in busy:
+        manager.delete(first.id)
+        assert not first.path.exists()
     assert [r.id for r in manager.runs()] == [second.id]
 
 
-def test_a_restarted_manager_lists_every_run_and_notices_dead_workers(tmp_path):
+def test_a_restarted_manager_lists_every_run_and_notices_dead_workers(tmp_path, backend):
     runs_dir = tmp_path / "runs"
-    first = JobManager(runs_dir, max_concurrent=1, poll_interval=0.1)
-    run = first.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 30})
+    first = new_manager(runs_dir, backend)
+    runs = [first.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 30}) for _ in range(first.slots())]
     queued = first.submit("pca", "mnist-5k", {"latent_dim": 8})
-    wait_for(lambda: run.checkpoints(), what="a checkpoint")
-    first.shutdown()  # the server goes away; its worker keeps training in its own session
-    assert run.status().state == "running"
+    for run in runs:
+        wait_for(lambda run=run: run.checkpoints(), what="a checkpoint")
+    first.shutdown()  # the server goes away; its workers keep training (own sessions here, Ray jobs there)
+    assert {run.status().state for run in runs} == {"running"}
 
-    second = JobManager(runs_dir, max_concurrent=1, poll_interval=0.1)
+    second = new_manager(runs_dir, backend)  # re-attaches: finds them by pid, or by their Ray job id
     try:
-        assert {r.id for r in second.runs()} == {run.id, queued.id}
-        assert second.active() == [run.id]  # the orphan still counts against the cap
+        assert {r.id for r in second.runs()} == {run.id for run in runs} | {queued.id}
+        assert sorted(second.active()) == sorted(run.id for run in runs)  # the orphans still count against the cap
         assert queued.status().state == "queued"
-        os.kill(run.status().pid, signal.SIGKILL)  # dies while no manager of its own watches
-        wait_for(lambda: run.status().state == "interrupted", timeout=10, what="interrupted")
-        assert second.wait(queued.id, timeout=60) == "done"  # the queue moved on
+        for run in runs:
+            os.kill(run.status().pid, signal.SIGKILL)  # dies while no manager of its own watches
+        for run in runs:
+            wait_for(lambda run=run: run.status().state == "interrupted", timeout=30, what="interrupted")
+        assert second.wait(queued.id, timeout=90) == "done"  # the queue moved on
     finally:
         second.shutdown(cancel=True)
 
@@ -167,3 +193,62 @@ def test_a_worker_is_started_once_even_when_raising_its_priority_fails(tmp_path,
         assert len(starts) == 1
     finally:
         jm.shutdown(cancel=True)
+
+
+def test_the_cli_submits_follows_and_cancels_through_either_backend(tmp_path, backend):
+    import json
+    import subprocess
+    import sys
+
+    runs_dir = tmp_path / "runs"
+    cli = [sys.executable, "-m", "engine"]
+    done = subprocess.run(cli + ["submit", "ae", "--seconds", "1", "--set", "latent_dim=4", "--set", "hidden=32",
+                                 "--runs-dir", str(runs_dir), "--wait"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["state"] == "done" and result["backend"] == backend and result["metrics"]["mse"] > 0
+    assert "test mse" in done.stderr  # its progress lines, read from the run folder
+
+    info = subprocess.run(cli + ["backend", "--runs-dir", str(runs_dir)], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["backend"] == backend and json.loads(info.stdout)["slots"] >= 1
+
+    started = subprocess.run(cli + ["submit", "ae", "--seconds", "60", "--set", "latent_dim=4", "--runs-dir",
+                                    str(runs_dir)], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    run = Run(json.loads(started.stdout)["path"])
+    wait_for(lambda: run.status().step > 0, timeout=90, what="the background job to train")
+    stopped = subprocess.run(cli + ["cancel", run.id, "--wait", "--runs-dir", str(runs_dir)],
+                             capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout)["state"] == "cancelled"
+
+
+def test_a_lost_ray_node_interrupts_its_run_which_resumes_on_the_other(tmp_path, ray_cluster, monkeypatch):
+    """Last in the module: it takes a node from the cluster (and puts a new one back)."""
+    from ray.job_submission import JobSubmissionClient
+
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.address)
+    jm = new_manager(tmp_path / "runs", "ray")
+    try:
+        runs = [jm.submit("ae", "mnist-5k", SMALL_AE, {**QUICK, "seconds": 12}) for _ in range(2)]  # one per node
+        for run in runs:
+            wait_for(lambda run=run: run.checkpoints(), timeout=120, what="a checkpoint on each node")
+        client = JobSubmissionClient(ray_cluster.address)
+        head = next(n.node_id for n in ray_cluster.nodes() if "node:__internal_head__" in n.resources_total)
+        on_node = [r for r in runs if client.get_job_info(r.status().raw["ray_job"]).driver_node_id != head]
+        assert len(on_node) == 1
+        (lost,) = on_node
+        ray_cluster.kill_node(ray_cluster.node_raylets[0])
+        wait_for(lambda: lost.status().state == "interrupted", timeout=90, what="the lost node's run interrupted")
+        assert "resume continues" in lost.status().error
+        model, header = lost.load_model()  # its last checkpoint is whole
+        assert header["step"] > 0
+        jm.resume(lost.id)
+        assert jm.wait(lost.id, timeout=180) == "done", lost.status().error  # on the node left, after the other
+        assert all(r.status().state == "done" for r in runs)
+        info = client.get_job_info(lost.status().raw["ray_job"])
+        assert info.driver_node_id == head
+    finally:
+        jm.shutdown(cancel=True)
+        ray_cluster.add_node()

@@ -57,3 +57,30 @@ def test_pca_only_when_nothing_learned_fits_and_ties_go_to_the_newest():
 def test_a_run_still_training_when_none_has_finished():
     runs = [summary("q", "ae", state="queued", created=3), summary("r", "ae", state="running", created=1)]
     assert best_run(runs, configs(*runs)).run_id == "r"
+
+
+def owned(cfgs: dict, **owners) -> dict:
+    """configs with run id → workspace (a run not named has none: the server's) and kit keys for ids in `kit`."""
+    kit = owners.pop("kit", ())
+    for run_id, config in cfgs.items():
+        if run_id in owners:
+            config["workspace"] = owners[run_id]
+        if run_id in kit:
+            config["kit"] = {"name": "workshop", "entry": run_id}
+    return cfgs
+
+
+def test_a_visitor_gets_their_own_finished_run_else_the_kits_else_anyone_elses():
+    runs = [summary("kit", "conv_ae", created=1, mse_vs_pca=0.5),
+            summary("operator", "conv_ae", created=2, mse_vs_pca=0.3),  # better, but not prepared for the room
+            summary("mine", "ae", created=3, mse_vs_pca=0.9),
+            summary("training", "conv_ae", state="running", created=4, mse_vs_pca=0.2)]
+    cfgs = owned(configs(*runs), mine="visitor1", training="visitor1", kit=("kit",))
+    choice = best_run(runs, cfgs, workspace="visitor1")
+    assert choice.run_id == "mine" and "of your own" in choice.reason  # worse than the kit's, but theirs
+    empty = best_run(runs, cfgs, workspace="visitor2")  # a visitor with nothing yet: the kit's, at once
+    assert empty.run_id == "kit" and "workshop kit" in empty.reason
+    assert best_run(runs[1:], cfgs, workspace="visitor2").run_id == "operator"  # no kit: the best of the rest
+    pinned = best_run(runs[1:], cfgs, workspace="visitor2", gallery={"mine"})  # a pinned run counts as prepared
+    assert pinned.run_id == "mine" and "gallery" in pinned.reason
+    assert best_run(runs, cfgs).run_id == "operator"  # local mode (no workspace): every run is theirs, quality wins

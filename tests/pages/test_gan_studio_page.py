@@ -246,7 +246,7 @@ def test_the_timeline_follows_training_to_the_newest_snapshot_whatever_the_brows
             p.write_bytes(data)
         run.set_status(state="done")
     at.run()  # done: no toggle, an enabled slider where the person left it
-    assert not at.toggle and not at.select_slider(key="gan_step").disabled
+    assert not at.main.toggle and not at.select_slider(key="gan_step").disabled  # (the sidebar: projector)
     assert at.select_slider(key="gan_step").value == steps[1]
 
 

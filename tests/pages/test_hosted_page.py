@@ -123,3 +123,27 @@ def test_the_presenter_sees_every_workspace_on_home(hosted, finished_pca_run):
     visitor = render_page(None, {"ws": KEY_B})
     assert not [d for d in visitor.dataframe if "workspace" in d.value.columns]
     assert list(visitor.dataframe[0].value["id"]) == ["b-run"]
+
+
+def test_an_empty_workspace_opens_on_the_kits_run_and_a_visitor_on_their_own(hosted, finished_pca_run):
+    """Issue 13: with no run of their own, a visitor's pages open on the workshop kit's model (pinned, the
+    server's), not on the operator's newest run; once they have a finished run, on theirs."""
+    kit = owned(hosted, finished_pca_run, "kit-pca", None)
+    config = json.loads((kit.path / "config.json").read_text())
+    config.update(kit={"name": "workshop", "entry": "pca"}, name="PCA · 8 components")
+    (kit.path / "config.json").write_text(json.dumps(config))
+    ws.set_pinned(hosted, kit.id, True)
+    operator = owned(hosted, finished_pca_run, "operator-pca", None)  # newer: the old rule's choice
+    config = json.loads((operator.path / "config.json").read_text())
+    config["created_at"] += 60
+    (operator.path / "config.json").write_text(json.dumps(config))
+    for page, key in (("pages/explorer.py", "explorer_run"), ("pages/latent_map.py", "map_run")):
+        at = render_page(page, {"ws": KEY_B})
+        assert not at.exception, page
+        assert at.session_state[key] == "kit-pca", page
+        assert "workshop kit" in texts(at.caption), page
+    at = render_page("pages/draw.py", {"ws": KEY_B})
+    assert not at.exception and at.session_state["draw_runs"] == ["kit-pca"]
+    owned(hosted, finished_pca_run, "mine", KEY_B)
+    at = render_page("pages/explorer.py", {"ws": KEY_B})
+    assert at.session_state["explorer_run"] == "mine" and "of your own" in texts(at.caption)
