@@ -115,20 +115,23 @@ def pick_run(runs: list[Run], key: str, label: str = "Model run", param: str = "
 
 def need_model(message: str, model: str, model_config: dict | None = None, train: dict | None = None,
                key: str = "need_model", button: str | None = None, name: str | None = None) -> None:
-    """Say that no suitable model is trained yet, with a button that trains one (named `name`) in the background."""
+    """Say that no suitable model is trained yet, with a button that trains one (named `name`) in the background.
+    Drawn in a container keyed `needs_model-KEY`, so a test can tell a page that has nothing to show."""
     dataset = selected_dataset()
-    st.info(message, icon=":material/model_training:")
-    label = button or f"Train a {model} now"
-    if st.button(label, key=key, type="primary", icon=":material/rocket_launch:", disabled=not dataset.available):
-        try:
-            run = job_manager().submit(model, dataset.name, model_config or {}, train or {}, name=name, actor=actor())
-        except Exception as e:
-            st.error(f"Could not start training: {md(e)}")
-        else:
-            st.session_state[f"{key}_started"] = run.id
-    started = st.session_state.get(f"{key}_started")
-    if started:
-        _training_progress(started)
+    with st.container(key=f"needs_model-{key}"):
+        st.info(message, icon=":material/model_training:")
+        label = button or f"Train a {model} now"
+        if st.button(label, key=key, type="primary", icon=":material/rocket_launch:", disabled=not dataset.available):
+            try:
+                run = job_manager().submit(model, dataset.name, model_config or {}, train or {}, name=name,
+                                           actor=actor())
+            except Exception as e:
+                st.error(f"Could not start training: {md(e)}")
+            else:
+                st.session_state[f"{key}_started"] = run.id
+        started = st.session_state.get(f"{key}_started")
+        if started:
+            _training_progress(started)
 
 
 @st.fragment(run_every=1.0)

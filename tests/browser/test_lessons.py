@@ -3,19 +3,18 @@ and raises no exception; the same page without the lesson shows those controls (
 The Lessons page lists the links and its Open and Next links walk the course. Takes the lessons and
 lesson_denoising screenshots.
 
-One server for the module, on a runs folder holding copies of the lab's trained runs (tests/browser/conftest.py
-LAB_RUNS) and a short conditional GAN for the GAN studio's lesson; the lab server's own folder stays as it was.
+One hosted server for the module, on a runs folder holding only the workshop kit (its entries with budgets of
+seconds): each lesson opens in an empty workspace, and its page must answer with the kit's model.
 """
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import urlencode
 
 import pytest
 
 from engine.lab.lessons import LESSONS_DIR, catalogue
-from tests.browser.conftest import LAB_RUNS, _new_page, _serve
+from tests.browser.conftest import _new_page, _serve
 from tests.browser.helpers import (SCREENSHOTS, assert_no_exception, expect, full_page_screenshot, open_page, seen,
                                    wait_until_idle)
 from ui.navigation import PAGES
@@ -28,21 +27,33 @@ PANEL = ".st-key-lesson_panel"
 SLOW_MS = 90_000  # a page's first draw on a busy 2-core machine: model loads, PCA fits, plotly
 
 
+def tiny_kit():
+    """The workshop kit (assets/kits/workshop.toml), every entry but with a budget of seconds: the same runs, their
+    names, kit keys and pinning, small enough to train here."""
+    from dataclasses import replace
+
+    from engine.runs.kit import load_kit
+
+    kit = load_kit("workshop")
+    short = {"steps": 40, "threads": 1}
+    return replace(kit, entries=tuple(
+        replace(e, train={**e.train, **short, **({"judge": False} if e.model in ("dcgan", "cgan", "wgan_gp", "gan")
+                                                  else {})}) for e in kit.entries))
+
+
 @pytest.fixture(scope="module")
-def lesson_server(tmp_path_factory, lab_runs):
-    from engine.runs import Run, make_run_config
-    from engine.train import train_run
+def lesson_server(tmp_path_factory):
+    """A hosted server whose runs folder holds only the workshop kit (pinned to the gallery): every visitor of
+    these tests arrives in an empty workspace of their own, as a workshop's attendees do."""
+    from engine.runs.kit import train_kit
 
     base = tmp_path_factory.mktemp("lessons")
     runs_dir = base / "runs"
     runs_dir.mkdir()
-    for run_id in LAB_RUNS:
-        shutil.copytree(lab_runs / run_id, runs_dir / run_id)
-    gan = Run.create(runs_dir, make_run_config("cgan", "mnist-5k", {}, {"steps": 20, "judge": False, "threads": 1}),
-                     run_id="tiny-cgan")
-    train_run(gan)
-    assert gan.status().state == "done", gan.status()
-    yield from _serve(base, runs_dir, {"LATENT_LAB_UMAP_WARMUP": "0"})  # no page here draws a UMAP
+    outcomes = train_kit(tiny_kit(), runs_dir, jobs=2)
+    assert [o.state for o in outcomes] == ["done"] * len(outcomes), outcomes
+    yield from _serve(base, runs_dir, {"LATENT_LAB_UMAP_WARMUP": "0", "LATENT_LAB_MODE": "hosted",
+                                       "LATENT_LAB_SECRET": "lessons-test-secret"})
 
 
 @pytest.fixture
@@ -83,6 +94,9 @@ def test_a_lesson_link_opens_its_page_with_the_lesson_and_hides_what_it_says(pag
     expect(panel.get_by_text("What to notice")).to_have_count(len(lesson.tasks))
     for key in lesson.hide:
         expect(page.locator(f".st-key-{key}")).to_have_count(0)
+    wait_until_idle(page, SLOW_MS)
+    # an empty workspace, only the kit on the server: the page answers with the kit's model, asks to train nothing
+    expect(page.locator("[class*='st-key-needs_model-']")).to_have_count(0)
     assert_no_exception(page)
     assert not page.console_errors, page.console_errors
     if lesson.name == "denoising":
