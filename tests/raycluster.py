@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.ports import free_port
+
 CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -60,12 +62,6 @@ def _raylets() -> list[int]:
     return pids
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class RayCluster:
     """`ray start` a head and `workers` more nodes of `cpus` CPUs each; `address` is the dashboard's."""
@@ -81,7 +77,7 @@ class RayCluster:
     def start(self, timeout: float = 180.0) -> RayCluster:
         # a short path: Ray's unix sockets live under it, and their names may not exceed 107 bytes
         self.temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-        self.gcs_port, dashboard = _free_port(), _free_port()
+        self.gcs_port, dashboard = free_port(), free_port()
         self.address = f"http://127.0.0.1:{dashboard}"
         common = ["--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}", "--num-gpus=0",
                   "--object-store-memory=100000000", "--disable-usage-stats"]

@@ -24,11 +24,7 @@ LESSONS_PAGE = "pages/lessons.py"
 # The sidebar is narrow for a lesson: wider while one is on screen, and a formula wider still scrolls, not cut off.
 LESSON_CSS = ("<style>section[data-testid=\"stSidebar\"] {width: 28rem !important; min-width: 28rem;}"
               ".st-key-lesson_panel .katex-display {overflow-x: auto; overflow-y: hidden;}</style>")
-# Each page's prefix of session-state keys (STYLE: keys prefixed by page). Entering a lesson drops that page's
-# keys, so its widgets start again from the URL, which then holds the lesson's preset.
-STATE_PREFIX = {"pages/draw.py": "draw_", "pages/noise_lab.py": "noise_", "pages/pca_vs_ae.py": "pcae_",
-                "pages/train.py": "train_", "pages/explorer.py": "explorer_", "pages/anomaly.py": "anomaly_",
-                "pages/gan_playground.py": "toy_", "pages/gan_studio.py": "gan_"}
+
 
 
 def shown(key: str) -> bool:
@@ -43,7 +39,8 @@ def url_path(page: str) -> str | None:
 
 
 def _forget(page: str) -> None:
-    prefix = STATE_PREFIX.get(page)
+    # entering a lesson drops the page's own keys, so its widgets start again from the URL (the lesson's preset)
+    prefix = next((p.state_prefix for p in PAGES if p.path == page), "")
     if prefix:
         for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
             del st.session_state[key]

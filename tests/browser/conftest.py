@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,12 +36,6 @@ def _unavailable(reason: str):
     if _in_ci():
         pytest.fail(f"{reason} (CI=true: browser tests must run in CI; `make test` installs Chromium)")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _healthy(url: str) -> bool:
@@ -127,7 +122,7 @@ def started_run(page, server, timeout_s: float = 60, before: set[str] = frozense
 
 def _start_server(base: Path, runs_dir: Path, env: dict | None = None) -> tuple[subprocess.Popen, str, Path]:
     log_path = base / "streamlit.log"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LATENT_LAB_RUNS": str(runs_dir), "PYTHONUNBUFFERED": "1", "LATENT_LAB_UMAP_WARMUP": "1",
            **(env or {})}

@@ -4,7 +4,6 @@ runs the job manager's suite over a real one)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,19 +12,14 @@ import pytest
 
 from engine.runs.backends import RayBackend, backend_name, ray_address
 from engine.runs.jobs import JobManager
+from tests.ports import free_port
 
 SMALL_AE = {"latent_dim": 4, "hidden": [32]}
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens there once the socket is closed
-
-
 @pytest.fixture
 def no_cluster(monkeypatch) -> str:
-    address = f"http://127.0.0.1:{closed_port()}"
+    address = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("LATENT_LAB_BACKEND", "ray")
     monkeypatch.setenv("RAY_ADDRESS", address)
     return address

@@ -3,20 +3,17 @@ and the pages keep working over the runs already there."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from tests.apptest import add_run, render_page, texts
+from tests.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 @pytest.fixture
 def down_cluster(monkeypatch, runs_dir):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("LATENT_LAB_BACKEND", "ray")
     monkeypatch.setenv("RAY_ADDRESS", f"http://127.0.0.1:{port}")
     return runs_dir
