@@ -7,6 +7,10 @@ split. The reference is the textbook loop: DataLoader(TensorDataset, shuffle=Tru
 per batch, forward, MSE, backward, torch.optim.Adam's step with its defaults. The engine is
 `train_run` on a real run directory, with its logging (test scores on every line), snapshots and
 checkpoints on. Wall time per epoch is compared as engine ÷ reference (below 1: the engine is faster).
+What the engine does that the reference does not is its own (engine.train): the data as one tensor, the fused
+Adam, channels_last, bfloat16 convolutions on a CPU that has them natively (LATENT_LAB_CPU_BF16=0 measures
+without), and with one thread and a spare core, the lines' test scores on a second thread (its CPU time is
+counted in the engine's).
 
 Both are timed warm: the reference after one warm-up epoch, the engine between its first and last
 metrics lines (its clock from the first step, cold start included, is reported beside it as

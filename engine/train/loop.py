@@ -21,6 +21,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -44,9 +45,17 @@ CONTROL_EVERY_S = 0.5  # how often control.json is read while training
 CANCEL_EVERY_S = 0.2  # how often the cancel file is looked for (a stat per step would cost more)
 # A metrics line scores eval_batch test images (conv_ae: 500 images ≈ 40 ms on a CPU thread, 12 % of the
 # training time at a line every 0.5 s). Lines come every log_every_s, or further apart when that keeps
-# their cost at most this share of the time: every line stays whole, training gets the rest.
+# their cost at most this share of the time: every line stays whole, training gets the rest. On a CPU the
+# scoring runs on a thread of its own, on a copy of the weights, while the steps go on (the line is written
+# when its scores are in, one line at a time, in order); the share still bounds the CPU it takes from others.
 LOG_COST_SHARE = 0.04
 LOG_GAP_MAX_S = 5.0  # … but a line at least this often (a big model's slow test scores still show up)
+
+
+def timed(fn: Callable[[], dict]) -> tuple[dict, float]:
+    """fn()'s result and the seconds it took (on the thread that ran it)."""
+    t = time.perf_counter()
+    return fn(), time.perf_counter() - t
 
 
 def cancel_checker(run: Run, period: float = CANCEL_EVERY_S) -> Callable[[], bool]:
@@ -107,12 +116,26 @@ class Loop:
         self.acc: dict[str, torch.Tensor] = {}  # per-step logs summed since the last line
         self.acc_n = 0
         self.control_seen = None  # the control.json timestamp last applied
+        # the metrics line whose test scores are being computed on the scorer thread: (record, status, future)
+        self.pending: tuple[dict, dict, Future] | None = None
+        # … on a CPU where training leaves a core for it: one torch thread training, more cores usable (with
+        # more threads, two OpenMP teams would fight over the cores; MKL's thread count is the process's)
+        spare_core = torch.get_num_threads() == 1 and len(os.sched_getaffinity(0)) > 1
+        self.scorer = (ThreadPoolExecutor(1, "latent-lab-scores", initializer=torch.set_num_threads, initargs=(1,))
+                       if self.device.type == "cpu" and spare_core else None)
         n, bs = self.trainer.num_train, cfg.batch_size
         self.batches_per_epoch = max(1, n // bs + (1 if n % bs > 1 else 0))  # a last batch of 1 is dropped
 
     # -- the story -----------------------------------------------------------------------------
 
     def run(self, resume: bool = False) -> dict:
+        try:
+            return self._run(resume)
+        finally:
+            if self.scorer:
+                self.scorer.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, resume: bool = False) -> dict:
         if resume:
             self.restore()
         inputs = self.run_dir.path / "snapshots" / "inputs.png"
@@ -138,6 +161,7 @@ class Loop:
         cancelled = self.train()
         if self.acc_n:
             self.write_log()
+        self.flush_log()
         self.snapshot(force_judge=True)
         return self.cancel() if cancelled else self.finish()
 
@@ -218,10 +242,10 @@ class Loop:
 
     def on_schedule(self, now: float) -> None:
         """What is due after a step: a log line, a snapshot, a checkpoint, a look at control.json."""
+        if self.pending and self.pending[2].done():
+            self.flush_log()
         if self.clocks["log"].due(now):
             self.write_log()
-            cost = time.perf_counter() - now  # the next line waits until this one is ≤ LOG_COST_SHARE of the gap
-            self.clocks["log"].period = max(self.cfg.log_every_s, min(cost / LOG_COST_SHARE, LOG_GAP_MAX_S))
         if self.clocks["snapshot"].due(now):
             self.snapshot()
         if self.clocks["checkpoint"].due(now):
@@ -267,12 +291,29 @@ class Loop:
         optimizers = list(self.trainer.optimizers.values())
         if len(optimizers) == 1:  # the learning rate now (a schedule moves it; a GAN logs its two itself)
             record["lr"] = optimizers[0].param_groups[0]["lr"]
-        record.update(self.trainer.quick_eval())
+        status = {"step": self.step, "epoch": self.epoch, "progress": round(self.progress(), 4)}
+        self.flush_log()  # the line before, if its scores are still being computed
         self.acc, self.acc_n = {}, 0
+        later = self.trainer.quick_eval_later() if self.scorer else None
+        if later:
+            self.pending = (record, status, self.scorer.submit(timed, later))
+        else:
+            self.emit_log(record, status, *timed(self.trainer.quick_eval))
         self.rate_since = time.perf_counter()
+
+    def flush_log(self) -> None:
+        """Write the line whose scores are on the scorer thread, waiting for them if need be."""
+        if self.pending:
+            (record, status, future), self.pending = self.pending, None
+            self.emit_log(record, status, *future.result())
+
+    def emit_log(self, record: dict, status: dict, scores: dict, cost: float) -> None:
+        """A metrics line with its test scores: to metrics.jsonl, status.json (`status`: the step's) and on_log.
+        The next line waits until this one's scoring took at most LOG_COST_SHARE of the gap."""
+        self.clocks["log"].period = max(self.cfg.log_every_s, min(cost / LOG_COST_SHARE, LOG_GAP_MAX_S))
+        record.update(scores)
         self.run_dir.log(record)
-        self.run_dir.set_status(state="running", step=self.step, epoch=self.epoch,
-                                progress=round(self.progress(), 4), elapsed=record["elapsed"],
+        self.run_dir.set_status(state="running", **status, elapsed=record["elapsed"],
                                 last_metrics={k: v for k, v in record.items() if k.startswith("test/")})
         if self.on_log:
             self.on_log(record)
@@ -282,6 +323,7 @@ class Loop:
             self.run_dir.save_snapshot(png, self.step, kind)
         scores = self.trainer.periodic_metrics(force_judge)
         if scores:  # a line of its own: e.g. the judge's scores of a GAN's samples at this step
+            self.flush_log()  # after the line of an earlier step
             self.run_dir.log({"step": self.step, "epoch": self.epoch, "elapsed": round(self.elapsed(), 3), **scores})
 
     def checkpoint(self, elapsed: float | None = None) -> None:
@@ -304,6 +346,7 @@ class Loop:
     # -- the end -------------------------------------------------------------------------------
 
     def cancel(self) -> dict:
+        self.flush_log()
         self.checkpoint()
         self.run_dir.clear_cancel()
         self.run_dir.set_status(state="cancelled", step=self.step, epoch=self.epoch, error=None)

@@ -203,3 +203,100 @@ def test_settings_are_routed_and_checked():
     with pytest.raises(ValueError, match="batch_size"):
         make_run_config("ae", train={"batch_size": 1})
     assert TrainConfig().max_epochs == 10 and TrainConfig(seconds=5).max_epochs is None
+
+
+# -- speed: the test scores beside the steps, the step's precision and layout (issue 11) ------------------------
+
+
+def test_scores_of_a_copy_are_those_of_the_step_it_was_taken_at():
+    from engine.data import load_dataset
+    from engine.models import build_model
+    from engine.train.reconstruction import ReconstructionTrainer
+
+    torch.manual_seed(0)
+    model = build_model("conv_ae", {"latent_dim": 8}).train()
+    trainer = ReconstructionTrainer(model, load_dataset("mnist-5k"), TrainConfig(eval_batch=200, batch_size=64),
+                                    torch.device("cpu"))
+    trainer.train_step(torch.arange(64))
+    now = trainer.quick_eval()
+    later = trainer.quick_eval_later()  # taken now, scored after three more steps
+    for i in range(1, 4):
+        trainer.train_step(torch.arange(64 * i, 64 * (i + 1)))
+    assert later() == now
+    assert trainer.quick_eval() != now and model.training
+
+
+def test_a_one_thread_run_scores_its_lines_beside_training_and_writes_them_in_order(tmp_path, monkeypatch):
+    import os
+
+    from engine.train.reconstruction import ReconstructionTrainer
+
+    scored_on = []
+    real = ReconstructionTrainer._quick_eval
+
+    def recording(self, model):
+        scored_on.append(threading.current_thread().name)
+        return real(self, model)
+
+    monkeypatch.setattr(ReconstructionTrainer, "_quick_eval", recording)
+    run = new_run(tmp_path, "conv_ae", epochs=2, batch_size=128, threads=1)
+    logged = []
+    train_run(run, on_log=logged.append)
+    records = run.metrics()
+    assert records == logged and len(records) > 3
+    steps = [r["step"] for r in records]
+    assert steps == sorted(steps) and len(set(steps[:-1])) == len(steps) - 1
+    assert all("train/loss" in r and "test/mse" in r for r in records[:-1])
+    assert run.status().last_metrics == {k: v for k, v in records[-2].items() if k.startswith("test/")}
+    spare_core = len(os.sched_getaffinity(0)) > 1
+    assert scored_on and all(name.startswith("latent-lab-scores") == spare_core for name in scored_on)
+    assert not [t for t in threading.enumerate() if t.name.startswith("latent-lab-scores")]  # shut down
+
+
+def test_the_cpu_step_is_bfloat16_only_for_conv_models_on_a_cpu_that_has_it(monkeypatch):
+    from engine.models import build_model
+    from engine.train import trainer as trainer_module
+
+    cpu = torch.device("cpu")
+    conv, dense, vae = (build_model(name, {}) for name in ("conv_ae", "ae", "conv_vae"))
+    native = trainer_module.native_cpu_bf16()
+    assert trainer_module.autocast_dtype(conv, cpu) == (torch.bfloat16 if native else None)
+    assert trainer_module.autocast_dtype(dense, cpu) is None and trainer_module.autocast_dtype(vae, cpu) is None
+    monkeypatch.setenv("LATENT_LAB_CPU_BF16", "0")
+    trainer_module.native_cpu_bf16.cache_clear()
+    try:
+        assert trainer_module.autocast_dtype(conv, cpu) is None
+    finally:
+        monkeypatch.delenv("LATENT_LAB_CPU_BF16")
+        trainer_module.native_cpu_bf16.cache_clear()
+
+
+def test_a_conv_run_is_the_same_for_its_seed(tmp_path):
+    """Whatever the step's precision and layout on this CPU: the same seed, the same weights."""
+    def final_weights(seed):
+        run = new_run(tmp_path, "conv_ae", steps=15, batch_size=64, seed=seed, threads=1)
+        train_run(run)
+        return run.load_model()[0].state_dict()
+
+    a, b, c = final_weights(3), final_weights(3), final_weights(4)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_channels_last_conv_model_makes_its_decoder_images_channels_last_too():
+    import copy
+
+    from engine.models import build_model
+    from engine.train.trainer import to_memory_format
+
+    torch.manual_seed(0)
+    model = build_model("conv_ae", {"latent_dim": 8}).eval()
+    other = copy.deepcopy(model)
+    to_memory_format(other, torch.channels_last)
+    z = torch.randn(5, 8)
+    image = other.decoder[1](other.decoder[0](z))  # the Linear's vector made an image
+    assert image.is_contiguous(memory_format=torch.channels_last)
+    assert model.decoder[1](model.decoder[0](z)).is_contiguous()
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(other(x.contiguous(memory_format=torch.channels_last)), model(x))
