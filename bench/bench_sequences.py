@@ -8,14 +8,17 @@ the CLI and the pages do, on a time budget, so the numbers say what a visitor ge
 3. The bundled anomaly series: the autoencoder's window errors against the matrix profile (stumpy), same windows,
    both scored as AUROC over time steps and by the UCR top-1 window.
 
-    .venv/bin/python bench/bench_sequences.py                # about 5 minutes on 2 busy cores
-    .venv/bin/python bench/bench_sequences.py --seconds 60   # each training's budget (default 30)
+    .venv/bin/python bench/bench_sequences.py                # about 10 minutes on 2 busy cores
+    .venv/bin/python bench/bench_sequences.py --seconds 60 --seeds 3 --parts classification
+                                                             # each training's budget (default 60); the
+                                                             # classification sets' ratios over 3 seeds
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -30,9 +33,10 @@ from engine.runs import Run, make_run_config  # noqa: E402
 from engine.train import train_run  # noqa: E402
 
 
-def train(runs_dir: Path, model: str, dataset: str, latent: int, seconds: float, **options) -> tuple[Run, dict]:
+def train(runs_dir: Path, model: str, dataset: str, latent: int, seconds: float, seed: int = 0,
+          **options) -> tuple[Run, dict]:
     model_config = {**data_settings(model, dataset), "latent_dim": latent, **options.pop("model_options", {})}
-    train_cfg = {"seconds": seconds, "threads": 1, "schedule": "one_cycle", **options}
+    train_cfg = {"seconds": seconds, "threads": 1, "schedule": "one_cycle", "seed": seed, **options}
     run = Run.create(runs_dir, make_run_config(model, dataset, model_config, train_cfg))
     t = time.perf_counter()
     final = train_run(run)
@@ -69,10 +73,12 @@ def anomalies(runs: Path, series: str, seconds: float, out: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=30.0, help="each training's time budget (default 30)")
-    p.add_argument("--latent", type=int, default=4, help="latent size on the classification sets (default 4)")
-    p.add_argument("--sets", default="italy-power,japanese-vowels",
-                   help="classification sets, comma-separated (default italy-power,japanese-vowels)")
+    p.add_argument("--seconds", type=float, default=60.0, help="each training's time budget (default 60)")
+    p.add_argument("--sets", default="gunpoint:2,japanese-vowels:1,italy-power:1",
+                   help="classification sets as NAME:LATENT, comma-separated (default gunpoint:2,"
+                        "japanese-vowels:1,italy-power:1: the code size where a 2-D or 1-D code is what PCA "
+                        "must beat)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per classification set (median reported)")
     p.add_argument("--parts", default="classification,mnist,anomalies",
                    help="which measurements, comma-separated (default all three)")
     args = p.parse_args()
@@ -81,10 +87,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         if "classification" in parts:
-            for name in args.sets.split(","):
-                _, final = train(runs, "lstm_ae", name, args.latent, args.seconds)
-                out[f"lstm_ae on {name} (latent {args.latent})"] = rounded(final)
-                print(json.dumps({name: rounded(final)}), file=sys.stderr, flush=True)
+            for entry in args.sets.split(","):
+                name, _, latent = entry.partition(":")
+                finals = [train(runs, "lstm_ae", name, int(latent or 2), args.seconds, seed=s)[1]
+                          for s in range(args.seeds)]
+                for f in finals:
+                    print(json.dumps({name: rounded(f)}), file=sys.stderr, flush=True)
+                ratios = sorted(f["mse_vs_pca"] for f in finals)
+                out[f"lstm_ae on {name} (latent {latent or 2})"] = {
+                    "mse_vs_pca_median": round(statistics.median(ratios), 3),
+                    "mse_vs_pca_range": [round(ratios[0], 3), round(ratios[-1], 3)],
+                    "runs": [rounded(f) for f in finals]}
         if "mnist" in parts:
             mnist_comparison(runs, args.seconds, out)
         if "anomalies" in parts:

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,10 +61,10 @@ def _progress_line(rec: dict) -> str:
 
 
 def cmd_datasets(args) -> int:
-    from engine.data import list_datasets
+    from engine.data.catalogue import catalogue_rows
 
-    for info in list_datasets():
-        _print_json(asdict(info))
+    for row in catalogue_rows():  # images, then series: name, kind, shape, classes, sizes, description
+        _print_json(row)
     return 0
 
 

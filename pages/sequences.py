@@ -14,9 +14,11 @@ from engine.lab import sequences as lab
 from engine.runs import ACTIVE, RunError
 from ui.entry import ensure_app
 from ui.escape import md
-from ui.resources import job_manager
+from ui.panels.uploads import series_upload_panel, take_pick
+from ui.resources import dataset_tensors, job_manager
 from ui.run_panel import live_run_panel
 from ui.runs import pick_run, run_config
+from ui.session import actor, shared_runs
 from ui.text import explain, fmt
 from ui.urlstate import query_value, set_query
 
@@ -25,18 +27,22 @@ ensure_app()
 st.title("Sequences")
 explain("sequences")
 
-names = lab.page_datasets()
-if "seq_data" not in st.session_state:
+who = actor()
+names = lab.page_datasets(who.workspace)  # never a path: a link or a visitor names what is listed here
+if (picked := take_pick("seq_uploads")) in names:  # the CSV just uploaded below
+    st.session_state["seq_data"] = picked
+if st.session_state.get("seq_data") not in names:  # first run, or the chosen upload was deleted
     st.session_state["seq_data"] = query_value("data", lab.DEFAULT_SEQUENCE_DATASET, str, lambda v: v in names)
 dataset = st.selectbox("Sequence dataset", names, key="seq_data", help="Series bundled with the sktime package, "
-                       "or MNIST read row by row")
+                       "MNIST read row by row, or your own CSV (upload it below)")
 set_query(data=dataset)
 st.caption(md(lab.describe(dataset)))
+with st.expander("Upload your own series (CSV)", icon=":material/upload_file:"):
+    series_upload_panel(who.workspace, "seq_uploads", "Sequences")
 
 
-@st.cache_resource(show_spinner="Loading the series…")
 def data(name: str):
-    return lab.test_split(name)
+    return dataset_tensors(name)  # shared by every session; an upload made again under its name is reloaded
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the model…")
@@ -71,13 +77,14 @@ with st.expander("Train a sequence model", expanded=False, icon=":material/model
     if st.button("Train in the background", type="primary", key="seq_train", icon=":material/rocket_launch:"):
         try:
             model_config, train = lab.run_settings(model, dataset, latent, steps, options)
-            run = job_manager().submit(model, dataset, model_config, train, name=f"{model} on {dataset}")
+            run = job_manager().submit(model, dataset, model_config, train, name=f"{model} on {dataset}",
+                                       actor=who)
         except Exception as e:
             st.error(f"Could not start training: {md(e)}")
         else:
             st.session_state["seq_run"] = run.id
 
-runs = [r for r in job_manager().runs() if r.problem() is None and lab.is_sequence_run(run_config(r))
+runs = [r for r in job_manager().runs(who, shared_runs()) if r.problem() is None and lab.is_sequence_run(run_config(r))
         and run_config(r).get("dataset") == dataset]
 if not runs:
     st.info("No sequence run on this dataset yet: open *Train a sequence model* above and press Train.")

@@ -15,9 +15,11 @@ from engine.lab import ts_anomaly as lab
 from engine.runs import RunError
 from ui.entry import ensure_app
 from ui.escape import md
+from ui.panels.uploads import series_upload_panel, take_pick
 from ui.resources import job_manager
 from ui.run_panel import live_run_panel
 from ui.runs import pick_run, run_config
+from ui.session import actor, shared_runs
 from ui.text import explain, fmt
 from ui.urlstate import query_value, set_query
 
@@ -26,12 +28,19 @@ ensure_app()
 st.title("Time-series anomalies")
 explain("ts_anomaly")
 
-names = lab.series_datasets()
-if "tsa_series" not in st.session_state:
+lab.matrix_profile_wait()  # starts compiling stumpy now, if nothing has, while the visitor picks and trains
+who = actor()
+names = lab.series_datasets(who.workspace)  # never a path: a link or a visitor names what is listed here
+if (picked := take_pick("tsa_uploads")) in names:  # the series just uploaded below
+    st.session_state["tsa_series"] = picked
+if st.session_state.get("tsa_series") not in names:
     st.session_state["tsa_series"] = query_value("series", lab.DEFAULT_ANOMALY_SERIES, str, lambda v: v in names)
-name = st.selectbox("Series", names, key="tsa_series")
+name = st.selectbox("Series", names, key="tsa_series", help="Long series with labelled anomalies bundled with "
+                    "sktime, or your own one-column CSV (upload it below)")
 set_query(series=name)
 st.caption(md(seq_lab.describe(name)))
+with st.expander("Upload your own series (CSV)", icon=":material/upload_file:"):
+    series_upload_panel(who.workspace, "tsa_uploads", "Time-series anomalies")
 
 with st.expander("Train an autoencoder on the normal start", icon=":material/model_training:"):
     models = seq_lab.sequence_models()
@@ -42,14 +51,14 @@ with st.expander("Train an autoencoder on the normal start", icon=":material/mod
     if st.button("Train in the background", type="primary", key="tsa_train", icon=":material/rocket_launch:"):
         try:
             model_config, train = lab.run_settings(model, name, latent, steps)
-            run = job_manager().submit(model, name, model_config, train, name=f"{model} on {name}")
+            run = job_manager().submit(model, name, model_config, train, name=f"{model} on {name}", actor=who)
         except Exception as e:
             st.error(f"Could not start training: {md(e)}")
         else:
             st.session_state["tsa_run"] = run.id
 
-runs = [r for r in job_manager().runs() if r.problem() is None and seq_lab.is_sequence_run(run_config(r))
-        and run_config(r).get("dataset") == name]
+runs = [r for r in job_manager().runs(who, shared_runs())
+        if r.problem() is None and seq_lab.is_sequence_run(run_config(r)) and run_config(r).get("dataset") == name]
 if not runs:
     st.info("No autoencoder on this series yet: open *Train an autoencoder on the normal start* above.")
     st.stop()
@@ -61,21 +70,39 @@ if token is None:
     st.stop()
 
 
-@st.cache_data(max_entries=8, show_spinner="Scoring every window with both detectors (the matrix profile's first "
-                                           "run compiles, up to a minute)…")
+@st.cache_data(max_entries=8, show_spinner="Scoring every window with the autoencoder…")
 def analysis(run_path: str, token: tuple, series_name: str) -> dict:
     from engine.runs import Run
 
     model, _ = Run(run_path).load_model(step=token[0])
-    return lab.analyse(model.eval(), series_name)
+    return lab.analyse_autoencoder(model.eval(), series_name)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing the matrix profile of every window…")
+def profile(series_name: str, digest: str) -> dict:  # the same for every run on the series (digest: its values)
+    return lab.analyse_matrix_profile(series_name)
+
+
+@st.fragment(run_every=2.0)
+def profile_pending() -> None:
+    """Says the matrix profile is being prepared; the whole page redraws once it is ready."""
+    state, left = lab.matrix_profile_wait()
+    if state != "preparing":
+        st.rerun()
+    st.info(f"The matrix profile is being prepared (first use on this server, about {left:.0f} s more): stumpy "
+            "compiles its code once per machine. Its scores appear here by themselves.", icon=":material/hourglass:")
 
 
 try:
     result = analysis(str(run.path), token, name)
+    series = result["series"]
+    mp_state, _ = lab.matrix_profile_wait()
+    if mp_state == "ready":
+        result["matrix profile"] = profile(name, lab.series_digest(series))
 except (RunError, OSError, ValueError, KeyError) as e:  # a damaged checkpoint, or a model for other windows
     st.error(f"Cannot score run {md(run.id)}: {md(e)}")
     st.stop()
-series = result["series"]
+detectors = [d for d in lab.DETECTORS if d in result]
 
 if "tsa_q" not in st.session_state:
     st.session_state["tsa_q"] = query_value("q", lab.DEFAULT_QUANTILE, float, lambda v: 80 <= v <= 100)
@@ -83,14 +110,17 @@ q = st.slider("Threshold: this percentile of each detector's scores on the norma
               step=0.5, key="tsa_q", help="The same rule for both detectors: a step is flagged when its score "
                                           "exceeds what the normal start reached this often")
 set_query(q=q)
-found = {d: lab.detect(result[d], series, q) for d in lab.DETECTORS}
+found = {d: lab.detect(result[d], series, q) for d in detectors}
 
 fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05,
                     subplot_titles=["series (labelled anomaly shaded, detections marked)",
                                     "autoencoder: window reconstruction error",
-                                    "matrix profile: nearest-neighbour distance"])
+                                    "matrix profile: nearest-neighbour distance" if "matrix profile" in result
+                                    else "matrix profile: being prepared…"])
 fig.add_trace(go.Scatter(y=series.values, name="x", line=dict(color="#555", width=1)), 1, 1)
 for row, (d, colour) in enumerate(zip(lab.DETECTORS, ("#e66e14", "#3b7dd8")), 2):
+    if d not in result:
+        continue
     fig.add_trace(go.Scatter(y=result[d]["step_scores"], name=d, line=dict(color=colour, width=1)), row, 1)
     fig.add_hline(y=found[d]["tau"], line=dict(color=colour, dash="dash"), row=row, col=1)
     for start, end in found[d]["regions"][:200]:
@@ -107,6 +137,13 @@ st.caption(f"Left of the dotted line: the normal start the autoencoder trained o
 
 cols = st.columns(2)
 for col, d in zip(cols, lab.DETECTORS):
+    if d not in result:
+        with col:
+            if mp_state == "failed":
+                st.warning(f"The matrix profile cannot be computed here: {md(lab.matrix_profile_error())}")
+            else:
+                profile_pending()
+        continue
     r, f = result[d], found[d]
     col.markdown(f"**{d.capitalize()}**")
     a, b, c = col.columns(3)

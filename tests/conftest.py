@@ -10,6 +10,7 @@ import pytest
 # AppTest runs app.py inside the pytest process: no UMAP compile (~30 s of CPU) behind every test
 # file. The browser tests' servers turn it back on (tests/browser/conftest.py).
 os.environ.setdefault("LATENT_LAB_UMAP_WARMUP", "0")
+os.environ.setdefault("LATENT_LAB_MP_WARMUP", "0")  # the matrix profile: a page that needs it starts it
 
 ROOT = Path(__file__).resolve().parent.parent
 NETNS_ERROR = "LATENT_LAB_TEST_NETNS_ERROR"

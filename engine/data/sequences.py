@@ -15,6 +15,8 @@ Names `load_dataset` takes (engine.data.catalogue hands every one of these names
       split every window. `Dataset.series` keeps the whole series for the anomaly view.
 - ``csv:FILE``      the user's own: one series per row (a first header field ``label`` makes the first column
       the class), or one long series in one column (optionally a second ``label`` column of 0/1 anomalies)
+- ``upload:WS/NAME``  the same CSV uploaded from the browser (engine/data/uploads.py stores it as a .csv in the
+      workspace's folder): read by `read_upload`, its messages naming the upload, never its path
 
 Why sktime: its wheel bundles both the classification sets and the labelled anomaly series, and it pins no
 numba (aeon bundles similar sets but requires a numba older than the one umap-learn runs on here).
@@ -336,6 +338,16 @@ def read_csv(path: Path) -> SequenceDataset:
     return parse_csv(text, name, path.name)
 
 
+def read_upload(name: str, path: Path) -> SequenceDataset:
+    """An uploaded CSV (engine/data/uploads.py stored it after these same checks), named by its upload name in
+    every message: a visitor never hears where it lies."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"the uploaded {name} cannot be read ({type(e).__name__}); upload it again") from None
+    return parse_csv(text, name, name)
+
+
 def parse_csv(text: str, name: str, shown: str = "the CSV") -> SequenceDataset:
     rows = [r for r in csv.reader(io.StringIO(text)) if r and any(v.strip() for v in r)]
     if not rows:
@@ -412,7 +424,10 @@ DEFAULT_ANOMALY_SERIES = "ecg-mitdb"
 
 
 def is_sequence_name(name) -> bool:
-    return isinstance(name, str) and (name in SEQUENCE_DATASETS or name.startswith("csv:"))
+    """A bundled series set, a csv:FILE, or an upload:WS/NAME whose stored file is a .csv of series."""
+    from engine.data.uploads import is_series_upload  # here: uploads imports this module's parser
+
+    return isinstance(name, str) and (name in SEQUENCE_DATASETS or name.startswith("csv:") or is_series_upload(name))
 
 
 def resolve(name: str):
@@ -423,6 +438,12 @@ def resolve(name: str):
         return (name, ""), lambda: _load_long(name)
     if name == "seq-mnist":
         return (name, ""), _load_seq_mnist
+    if not name.startswith("csv:"):  # an uploaded CSV: its workspace and name, never a path
+        from engine.data.uploads import upload_path
+
+        path = upload_path(name)
+        # the file's time in the key: an upload deleted and made again under its name is new data
+        return (name, f"{path}@{path.stat().st_mtime_ns}"), lambda: read_upload(name, path)
     path = Path(name.removeprefix("csv:")).expanduser()
     if not path.is_file():
         raise DataError(f"{str(path)[:200]} is not a file; give your CSV as csv:/full/path/file.csv")

@@ -6,7 +6,9 @@ An upload is either
   wrapping everything, as "compress this folder" makes, is looked through), or images at the top
   level: one unlabelled set; or
 - an ``.npz`` with ``x`` and optionally ``y``, ``x_test``, ``y_test``, ``classes``, under the rules
-  of ``npz:FILE`` (engine/data/files.py).
+  of ``npz:FILE`` (engine/data/files.py); or
+- a ``.csv`` of series (the Sequences page's upload), under the rules of ``csv:FILE``
+  (engine/data/sequences.py `parse_csv`): one series per row, or one long series.
 
 The zip is untrusted, so engine/data/archive.py checks it from its directory before anything is
 decompressed (count, names, links, ratio, total size), and each image's pixel count is read from
@@ -15,9 +17,10 @@ does not decode, or one far too large is skipped and listed with why; the good i
 made 28×28 grey as `folder:DIR` makes them, and split 80/20 as every user dataset is.
 
 Stored: ``uploads_dir()/<workspace>/<slug>.npz`` (x, x_test: uint8 (N, 28, 28); y, y_test: int64,
-classes: strings; no labels when unlabelled) beside ``<slug>.json`` (what was uploaded, counts,
-the skipped files). Nothing is written anywhere else. The catalogue names it
-``upload:<workspace>/<slug>``.
+classes: strings; no labels when unlabelled), or for series the checked text as ``<slug>.csv`` (parsed
+again on load: the split and the windows are deterministic), beside ``<slug>.json`` (what was uploaded,
+counts, the skipped files). Nothing is written anywhere else. The catalogue names either
+``upload:<workspace>/<slug>``; series and images share one workspace's names and its limit.
 """
 
 from __future__ import annotations
@@ -106,6 +109,23 @@ class UploadResult:
         return self.n_train + self.n_test
 
 
+@dataclass(frozen=True)
+class SeriesUpload:
+    """A stored .csv of series: what its checks found."""
+
+    dataset: str  # "upload:<workspace>/<slug>"
+    workspace: str
+    slug: str
+    filename: str
+    form: str  # "rows": one series per row (the Sequences page); "long": one long series (Time-series anomalies)
+    n_train: int  # series, or windows of the long series
+    n_test: int
+    length: int  # T: steps per series (per window for a long series)
+    channels: int  # C
+    classes: list[str]  # [] when unlabelled
+    steps: int | None = None  # a long series' length
+
+
 # ----------------------------------------------------------------------------------------------
 # settings and places
 
@@ -160,14 +180,30 @@ def parse_name(name: str) -> tuple[str, str]:
     return workspace, slug
 
 
+STORED = (".npz", ".csv")  # images, series
+
+
 def upload_path(name: str) -> Path:
-    """The stored .npz of an ``upload:`` name; DataError (naming no server path) when there is none."""
+    """The stored .npz (images) or .csv (series) of an ``upload:`` name; DataError (naming no server path) when
+    there is none."""
     workspace, slug = parse_name(name)
-    path = uploads_dir() / workspace / f"{slug}.npz"
-    if not path.is_file():
-        raise DataError(f"there is no uploaded dataset {name!r} (it was deleted, or its workspace expired); "
-                        "upload it again or pick another dataset")
-    return path
+    for suffix in STORED:
+        path = uploads_dir() / workspace / f"{slug}{suffix}"
+        if path.is_file():
+            return path
+    raise DataError(f"there is no uploaded dataset {name!r} (it was deleted, or its workspace expired); "
+                    "upload it again or pick another dataset")
+
+
+def is_series_upload(name) -> bool:
+    """True when `name` is an ``upload:`` name whose stored file is a .csv of series (False for images, for a
+    missing upload and for every other name: the catalogue then says what is wrong)."""
+    if not isinstance(name, str) or not name.startswith(PREFIX):
+        return False
+    try:
+        return upload_path(name).suffix == ".csv"
+    except DataError:
+        return False
 
 
 def slugify(text: str) -> str:
@@ -356,7 +392,7 @@ def _locked(folder: Path):
 def _slugs(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
-    return sorted(p.stem for p in folder.glob("*.npz") if SLUG.fullmatch(p.stem))
+    return sorted(p.stem for p in folder.iterdir() if p.suffix in STORED and SLUG.fullmatch(p.stem))
 
 
 def _check_room(workspace: str, folder: Path, slug: str, explicit: bool) -> str:
@@ -398,26 +434,16 @@ def save_upload(workspace: str, filename: str, data: bytes, name: str | None = N
     name: what to call it (default: the file's name); a name the workspace has already is refused,
     a file name it has already gets "-2", "-3", ... Nothing is stored when a check fails.
     """
-    check_workspace(workspace)
-    filename = _shown(os.path.basename(str(filename).replace("\\", "/")) or "upload")
-    limit = max_upload_bytes()
-    if not data:
-        raise DataError(f"{filename} is empty; upload a .zip of PNG/JPEG images or an .npz")
-    if len(data) > limit:
-        raise DataError(f"{filename} is {len(data) / MiB:.1f} MB, over the {limit / MiB:g} MB an upload may be; "
-                        "upload fewer or smaller images, or pack them as uint8 28×28 into an .npz")
+    filename = _checked_file(workspace, filename, data, "upload a .zip of PNG/JPEG images or an .npz",
+                             "upload fewer or smaller images, or pack them as uint8 28×28 into an .npz")
     kind = PurePosixPath(filename).suffix.lower()
+    if kind == ".csv":
+        raise DataError(f"{filename} is a CSV of series: upload it on the Sequences page, which reads series; "
+                        "here upload a .zip of PNG/JPEG images or an .npz")
     if kind not in (".zip", ".npz"):
         raise DataError(f"{filename} is neither a .zip nor an .npz; upload a .zip of PNG/JPEG images (one folder "
                         "per class) or an .npz with x (and y)")
-    explicit = bool(name and str(name).strip())
-    slug = slugify(name if explicit else PurePosixPath(filename).stem)
-    if not slug:
-        if explicit:
-            raise DataError(f"the name {str(name)[:40]!r} has no letters or digits; give one that has")
-        slug = "dataset"
-    folder = workspace_folder(workspace)
-    _check_room(workspace, folder, slug, explicit)  # early: a full workspace hears it before the work
+    explicit, slug, folder = _room_for(workspace, filename, name)
 
     skipped: list[Skipped] = []
     if kind == ".zip":
@@ -437,6 +463,83 @@ def save_upload(workspace: str, filename: str, data: bytes, name: str | None = N
         return _store(workspace, folder, slug, explicit, arrays, {
             "name": str(name).strip()[:80] if explicit else None, "filename": filename, "kind": kind[1:],
             "classes": classes}, skipped)
+
+
+def _checked_file(workspace: str, filename, data: bytes, advice: str, smaller: str) -> str:
+    """The file's name as shown (no folders, at most 200 characters), once its size is within the limit: checked
+    before a byte of it is read."""
+    check_workspace(workspace)
+    filename = _shown(os.path.basename(str(filename).replace("\\", "/")) or "upload")
+    limit = max_upload_bytes()
+    if not data:
+        raise DataError(f"{filename} is empty; {advice}")
+    if len(data) > limit:
+        raise DataError(f"{filename} is {len(data) / MiB:.1f} MB, over the {limit / MiB:g} MB an upload may be; "
+                        f"{smaller}")
+    return filename
+
+
+def _room_for(workspace: str, filename: str, name: str | None) -> tuple[bool, str, Path]:
+    """(explicit, slug, folder): the name to store under, refused early when the workspace is full or it is taken."""
+    explicit = bool(name and str(name).strip())
+    slug = slugify(name if explicit else PurePosixPath(filename).stem)
+    if not slug:
+        if explicit:
+            raise DataError(f"the name {str(name)[:40]!r} has no letters or digits; give one that has")
+        slug = "dataset"
+    folder = workspace_folder(workspace)
+    _check_room(workspace, folder, slug, explicit)  # early: a full workspace hears it before the work
+    return explicit, slug, folder
+
+
+# ----------------------------------------------------------------------------------------------
+# a .csv of series
+
+
+def save_series_upload(workspace: str, filename: str, data: bytes, name: str | None = None) -> SeriesUpload:
+    """Check an uploaded .csv of series as `csv:FILE` is checked and store it in `workspace`; DataError says what
+    is wrong, and nothing is stored then. Names and limits as `save_upload`'s (one count for both kinds)."""
+    from engine.data.sequences import parse_csv  # here: sequences' loaders import this module's names
+
+    advice = "upload one series per row (numbers separated by commas) or one long series in one column"
+    filename = _checked_file(workspace, filename, data, advice, "upload fewer or shorter series")
+    if PurePosixPath(filename).suffix.lower() != ".csv":
+        raise DataError(f"{filename} is not a .csv; {advice}, saved as .csv (a .zip of images goes into the "
+                        "sidebar's Upload a dataset)")
+    explicit, slug, folder = _room_for(workspace, filename, name)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{filename} is not UTF-8 text; save it as a plain CSV (UTF-8)") from None
+    if "\x00" in text:
+        raise DataError(f"{filename} holds NUL characters, so it is not a text file; save it as a plain CSV")
+    ds = parse_csv(text, f"{PREFIX}{workspace}/{slug}", filename)  # every check of csv:FILE, on the bytes here
+    form = "long" if ds.series is not None else "rows"
+    about = {"name": str(name).strip()[:80] if explicit else None, "filename": filename, "kind": "csv",
+             "form": form, "classes": list(ds.classes), "length": ds.length, "channels": ds.channels,
+             "steps": len(ds.series.values) if ds.series is not None else None}
+    with _disk_errors(filename):
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
+            slug = _check_room(workspace, folder, slug, explicit)
+            record = {"format": RECORD_FORMAT, "version": 1, "slug": slug, **about, "name": about["name"] or slug,
+                      "n_train": len(ds.x_train), "n_test": len(ds.x_test), "n_skipped": 0, "skipped": [],
+                      "created_at": time.time()}
+            path = folder / f"{slug}.csv"
+            _write_new(path, lambda f: f.write(text.encode("utf-8")))
+            try:
+                _write_record(folder / f"{slug}.json", record)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+    return SeriesUpload(dataset_name(workspace, slug), workspace, slug, filename, form, record["n_train"],
+                        record["n_test"], ds.length, ds.channels, list(ds.classes), about["steps"])
+
+
+def series_uploads(workspace: str, form: str | None = None) -> list[DatasetInfo]:
+    """The workspace's uploaded series, oldest first; `form` "rows" or "long" keeps only that kind."""
+    return [info for info in list_uploads(workspace, kind="series")
+            if form is None or read_record(*parse_name(info.name)).get("form") == form]
 
 
 @contextlib.contextmanager
@@ -505,17 +608,26 @@ def _describe(slug: str, record: dict) -> str:
     if n_train is None or n_test is None or classes is None:
         return f"your upload {slug}"
     labels = f"in {len(classes)} classes" if classes else "unlabelled"
-    text = f"your upload {slug}: {n_train + n_test:,} images {labels}"
+    length, steps = count("length"), count("steps")
+    if record.get("form") == "long" and length and steps:
+        text = f"your upload {slug}: one series of {steps:,} steps in windows of {length}"
+    elif record.get("form") == "rows" and length:
+        text = f"your upload {slug}: {n_train + n_test:,} series of {length:,} steps {labels}"
+    else:
+        text = f"your upload {slug}: {n_train + n_test:,} images {labels}"
     # The file's name is outside text that pickers show as Markdown: only letters, digits, space, '.', '-' pass
     text += ", from " + _PLAIN_UNSAFE.sub("_", filename[:80]) if filename else ""
     return text + (f"; {n_skipped:,} files skipped" if n_skipped else "")
 
 
-def list_uploads(workspace: str) -> list[DatasetInfo]:
-    """The workspace's uploaded datasets, oldest first, from their records (no image is read)."""
+def list_uploads(workspace: str, kind: str | None = None) -> list[DatasetInfo]:
+    """The workspace's uploaded datasets, oldest first, from their records (no image is read); `kind` "images"
+    (what image pages offer) or "series" keeps only those."""
     folder = workspace_folder(workspace)
     rows = []
     for slug in _slugs(folder):
+        if kind is not None and ((folder / f"{slug}.csv").is_file()) != (kind == "series"):
+            continue
         record = read_record(workspace, slug)
         created = record.get("created_at")
         created = created if isinstance(created, (int, float)) else 0.0
@@ -537,11 +649,11 @@ def delete_upload(workspace: str, slug: str) -> None:
     """Remove an upload (its .npz and its record); DataError when the workspace has none by that name."""
     folder = workspace_folder(workspace)
     _check_slug(slug)
-    if not (folder / f"{slug}.npz").is_file():
+    if not any((folder / f"{slug}{suffix}").is_file() for suffix in STORED):
         raise DataError(f"this workspace has no upload named {slug!r}")
     with _locked(folder):
-        (folder / f"{slug}.npz").unlink(missing_ok=True)
-        (folder / f"{slug}.json").unlink(missing_ok=True)
+        for suffix in (*STORED, ".json"):
+            (folder / f"{slug}{suffix}").unlink(missing_ok=True)
 
 
 def remove_workspace_uploads(workspace: str) -> None:

@@ -21,6 +21,9 @@ Anomalies in a long series (one score per window start, windows of m steps):
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import torch
 
@@ -138,27 +141,94 @@ def matrix_profile(values: np.ndarray, window: int) -> np.ndarray:
     """Each window's z-normalised distance to its nearest non-overlapping neighbour (stumpy.stump): a discord,
     the classic non-neural anomaly score (Yeh et al. 2016), one per window start."""
     stumpy = _stumpy()
-    return np.asarray(stumpy.stump(np.asarray(values, dtype=np.float64), m=window)[:, 0], dtype=np.float64)
+    with _STUMP_LOCK:  # one at a time: numba's parallel kernels may abort the process when two threads launch them
+        out = stumpy.stump(np.asarray(values, dtype=np.float64), m=window)[:, 0]
+    _READY.set()
+    return np.asarray(out, dtype=np.float64)
 
+
+# ---------------------------------------------------------------------------------------------
+# stumpy's compilation, once per machine (numba's on-disk cache) and prepared off the page's thread
+
+# Measured on a busy 2-core machine: a process's first stump compiles for ~60 s without numba's on-disk cache (an
+# empty NUMBA_CACHE_DIR forces that) and loads the compiled code in ~2 s with it.
+COMPILE_S = 60.0
+LOAD_S = 5.0
 
 _STUMPY = []
+_IMPORT_LOCK = threading.Lock()
+_STUMP_LOCK = threading.Lock()
+_READY = threading.Event()  # a matrix profile has been computed in this process: the next one takes ~1 s
+_warm: dict = {"thread": None, "started": None, "cached": None, "error": None}
+_WARM_LOCK = threading.Lock()
 
 
 def _stumpy():
     """stumpy, imported once (~4 s) with numba's on-disk cache turned on for its jitted functions: its first call
-    compiles for ~40 s on a busy 2-core machine, every later process then loads the compiled code in under a
-    second. stumpy.cache.save() does the same but recompiles everything at once; _enable is the part we need."""
-    if not _STUMPY:
-        import warnings
+    compiles for ~60 s on a busy 2-core machine, every later process then loads the compiled code in seconds.
+    stumpy.cache.save() does the same but recompiles everything at once; _enable is the part we need."""
+    with _IMPORT_LOCK:
+        if not _STUMPY:
+            import warnings
 
-        import stumpy
-        from stumpy import cache
+            import stumpy
+            from stumpy import cache
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # _enable warns that it is meant to be called by save()
-                cache._enable()
-        except Exception:  # a read-only install: compile in memory, as stumpy does by default
-            pass
-        _STUMPY.append(stumpy)
-    return _STUMPY[0]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # _enable warns that it is meant to be called by save()
+                    cache._enable()
+            except Exception:  # a read-only install: compile in memory, as stumpy does by default
+                pass
+            _STUMPY.append(stumpy)
+        return _STUMPY[0]
+
+
+def _compiled_on_disk() -> bool | None:
+    """Whether numba's on-disk cache holds stump's compiled kernel (an index file beside it; None: cannot tell)."""
+    import os
+    import sys
+
+    try:
+        return os.path.exists(sys.modules["stumpy.stump"]._stump._cache._cache_file._index_path)
+    except (KeyError, AttributeError):  # numba's internals moved: say nothing rather than guess
+        return None
+
+
+def _warm_up() -> None:
+    try:
+        _stumpy()
+        _warm["cached"] = _compiled_on_disk()
+        # a tiny series compiles (or loads) the same kernels as a real one: numba specialises on types, not sizes
+        matrix_profile(np.sin(np.arange(64, dtype=np.float64) / 3), 8)
+    except Exception as e:  # e.g. stumpy missing: the page says so where the matrix profile would be
+        _warm["error"] = f"{type(e).__name__}: {e}"
+
+
+def prepare_matrix_profile() -> threading.Thread:
+    """Start (once per process) a daemon thread that compiles stumpy with a tiny matrix profile; returns it."""
+    with _WARM_LOCK:
+        if _warm["thread"] is None:
+            _warm["started"] = time.monotonic()
+            _warm["thread"] = threading.Thread(target=_warm_up, name="matrix-profile-warm-up", daemon=True)
+            _warm["thread"].start()
+        return _warm["thread"]
+
+
+def matrix_profile_state() -> tuple[str, float | None]:
+    """("ready", None) once a matrix profile takes seconds in this process; ("preparing", about how many seconds
+    are left) while the warm-up compiles or loads it; ("failed", None) when it could not (`matrix_profile_error`);
+    ("idle", None) before anything started it."""
+    if _READY.is_set():
+        return "ready", None
+    if _warm["error"]:
+        return "failed", None
+    if _warm["thread"] is None:
+        return "idle", None
+    expected = LOAD_S if _warm["cached"] else COMPILE_S  # unknown until stumpy is imported: the slow case
+    return "preparing", max(1.0, expected - (time.monotonic() - _warm["started"]))
+
+
+def matrix_profile_error() -> str | None:
+    """Why the warm-up could not compute a matrix profile (None when it did not fail)."""
+    return _warm["error"]

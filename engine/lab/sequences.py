@@ -15,6 +15,8 @@ import torch
 from engine.data import load_dataset
 from engine.data.sequences import (DEFAULT_SEQUENCE_DATASET, SequenceDataset, classification_datasets,
                                    list_sequence_datasets)
+from engine.data.uploads import PREFIX as UPLOAD_PREFIX
+from engine.data.uploads import list_uploads, series_uploads
 from engine.eval.sequences import encode_series, per_series_mse
 from engine.models import data_settings, models
 from engine.runs import Run
@@ -31,13 +33,22 @@ def sequence_models() -> list[str]:
     return models(kind="sequence")
 
 
-def page_datasets() -> list[str]:
-    """The datasets this page trains on: the labelled sets (the long series have their own page)."""
+def page_datasets(workspace: str | None = None) -> list[str]:
+    """The datasets this page trains on: the labelled sets (the long series have their own page), then the
+    workspace's uploaded CSVs of one series per row, oldest first."""
     here = {i.name for i in list_sequence_datasets() if i.available}
-    return [n for n in classification_datasets() if n in here]
+    uploaded = [i.name for i in series_uploads(workspace, "rows")] if workspace else []
+    return [n for n in classification_datasets() if n in here] + uploaded
 
 
 def describe(name: str) -> str:
+    """A dataset's one-line description (an upload's from its record)."""
+    if name.startswith(UPLOAD_PREFIX):
+        workspace = name.removeprefix(UPLOAD_PREFIX).partition("/")[0]
+        try:
+            return next((i.description for i in list_uploads(workspace) if i.name == name), name)
+        except ValueError:  # not a workspace's name: the name is all there is to say
+            return name
     return next((i.description for i in list_sequence_datasets() if i.name == name), name)
 
 

@@ -8,6 +8,12 @@
                               ConvTranspose1d up
     seq_vae                   the recurrent encoder gives q(z|x) = N(μ, σ²); ELBO with β-weighted KL
 
+The read-out is x̂_t = m_t + (V z)_t + R Dec_t(z, p_t): m the training series' mean (where training starts, as
+PCA's x̂ = m + V z does), V z the linear path (PCA's decoder; `linear_path`), and what the recurrent decoder adds.
+The decoder reads p_t = (t/(T−1), cos(π t/(T−1))) beside z (`positions`), so its state need not count the steps:
+on GunPoint (T = 150, latent 2, 1,500 steps) the two together took the test error from 1.7× PCA's to 0.44×;
+bench/bench_sequences.py: 0.34× (median of 3 seeds, 60 s each).
+
 Decoders (`decoder=`): `repeat` feeds z at every step (one fused recurrent call: fast); `autoregressive`
 feeds z beside the previous output x̂_{t−1}, and while training the true x_{t−1} with probability
 `teacher_forcing` (Williams & Zipser 1989). The series' length T and channels C are settings that training
@@ -36,8 +42,10 @@ MAX_STEPS = 10_000  # T of one series
 MAX_CHANNELS = 1024  # C: seq-mnist has 28, JapaneseVowels 12
 MAX_HIDDEN = 1024
 SEQ_FORMULA = (r"h_t = \mathrm{Cell}(x_t, h_{t-1}),\quad z = W h_T + b,\quad "
+               r"\hat{x}_t = m_t + (Vz)_t + R\,\mathrm{Dec}_t(z, p_t),\quad "
                r"\mathcal{L} = \tfrac{1}{TC}\textstyle\sum_{t,c} (x_{t,c} - \hat{x}_{t,c})^2")
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+POSITION_FEATURES = 2  # p_t = (t/(T−1), cos(π t/(T−1))): the decoder's clock
 
 
 @dataclass
@@ -64,6 +72,10 @@ class RecurrentConfig(SeqConfig):
     teacher_forcing: float = setting(0.0, "autoregressive decoder: the share of training steps fed the true "
                                           "previous value instead of the decoder's own output", label="Teacher forcing",
                                      low=0, high=1)
+    positions: bool = setting(True, "the decoder also reads where it is in the series, p_t = (t/(T−1), "
+                                    "cos(π t/(T−1))), so its state need not count the steps", label="Decoder knows t")
+    linear_path: bool = setting(True, "x̂ also gets V z, a linear read-out of the code (PCA's decoder); the "
+                                      "recurrent decoder adds what a line cannot", label="Linear path z → x̂")
 
 
 @dataclass
@@ -172,9 +184,13 @@ class RecurrentAE(SequenceModel):
         self.to_z = nn.Linear(cfg.hidden * (2 if cfg.bidirectional else 1), self.code_width())
         # z → the decoder's first state (and an LSTM's first cell state): every layer starts from z
         self.init_state = nn.Linear(cfg.latent_dim, cfg.hidden * cfg.layers * (2 if self.cell == "lstm" else 1))
-        dec_in = cfg.latent_dim + (cfg.channels if cfg.decoder == "autoregressive" else 0)
+        dec_in = cfg.latent_dim + (POSITION_FEATURES if cfg.positions else 0) + \
+            (cfg.channels if cfg.decoder == "autoregressive" else 0)
         self.decoder = rnn(dec_in, cfg.hidden, cfg.layers, batch_first=True)
         self.readout = nn.Linear(cfg.hidden, cfg.channels)
+        self.linear = nn.Linear(cfg.latent_dim, cfg.length * cfg.channels) if cfg.linear_path else None
+        t = torch.linspace(0, 1, cfg.length)
+        self.register_buffer("position", torch.stack([t, torch.cos(math.pi * t)], 1), persistent=False)  # (T, 2)
 
     def code_width(self) -> int:
         return self.config.latent_dim
@@ -201,24 +217,39 @@ class RecurrentAE(SequenceModel):
         return s.reshape(-1, cfg.layers, cfg.hidden).transpose(0, 1).contiguous()  # (L, B, H)
 
     def decode_residual(self, z):
-        return self._unroll(z, None, 0.0, None)
+        return self._with_linear(z, self._unroll(z, None, 0.0, None))
 
     def decode_train(self, z, x, generator=None):
-        return self.offset + self._unroll(z, x, self.config.teacher_forcing, generator)
+        return self.offset + self._with_linear(z, self._unroll(z, x, self.config.teacher_forcing, generator))
+
+    def _with_linear(self, z, recurrent):
+        """x̂ − m = V z + the recurrent decoder's read-out: the line PCA draws, and the bend the decoder adds."""
+        if self.linear is None:
+            return recurrent
+        return recurrent + self.linear(z).view(recurrent.shape)
+
+    def _inputs(self, z):
+        """The decoder's input at every step: z, and where the step is when `positions` is on: (B, T, ·)."""
+        B, T = z.shape[0], self.config.length
+        steps = z[:, None].expand(B, T, z.shape[1])
+        if not self.config.positions:
+            return steps
+        return torch.cat([steps, self.position[None].expand(B, T, POSITION_FEATURES)], 2)
 
     def _unroll(self, z, x, forcing: float, generator):
         cfg, state = self.config, self.start_state(z)
         B, T = z.shape[0], cfg.length
+        inputs = self._inputs(z)  # (B, T, latent [+ 2])
         if cfg.decoder == "repeat":
-            out, _ = self.decoder(z[:, None].expand(B, T, cfg.latent_dim), state)  # (B, T, H)
+            out, _ = self.decoder(inputs, state)  # (B, T, H)
             return self.readout(out)  # (B, T, C)
         if x is not None and forcing >= 1.0:  # every step sees the true x_{t−1}: one fused call
             prev = torch.cat([x.new_zeros(B, 1, cfg.channels), x[:, :-1]], dim=1)  # (B, T, C)
-            out, _ = self.decoder(torch.cat([z[:, None].expand(B, T, cfg.latent_dim), prev], 2), state)
+            out, _ = self.decoder(torch.cat([inputs, prev], 2), state)
             return self.readout(out)
         prev, outs = z.new_zeros(B, cfg.channels), []
         for t in range(T):
-            out, state = self.decoder(torch.cat([z, prev], 1)[:, None], state)
+            out, state = self.decoder(torch.cat([inputs[:, t], prev], 1)[:, None], state)
             r_t = self.readout(out[:, 0])  # (B, C): the residual at step t
             outs.append(r_t)
             prev = x_t = r_t + self.offset[t]  # the decoder reads back its full output x̂_t

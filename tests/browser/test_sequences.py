@@ -82,7 +82,8 @@ def test_time_series_anomalies_train_and_threshold(page, app_server):
         assert run.config["dataset"] == "yahoo"
         open_page(page, f"{app_server.url}/ts_anomaly?series=yahoo&run={run.id}", "Time-series anomalies")
         expect(page.get_by_text("AUROC over steps").first).to_be_visible(timeout=120_000)  # stumpy may compile
-        expect(page.get_by_text("Matrix profile", exact=True)).to_be_visible()
+        # the matrix profile shows once stumpy is prepared (the page began that when it was first opened)
+        expect(page.get_by_text("Matrix profile", exact=True)).to_be_visible(timeout=120_000)
         thumb = seen(page, ".st-key-tsa_q input[type=range]")
         thumb.focus()
         thumb.press("End")
@@ -92,3 +93,35 @@ def test_time_series_anomalies_train_and_threshold(page, app_server):
         full_page_screenshot(page, "ts_anomaly")
     finally:
         remove(app_server, run)
+
+
+def test_a_csv_uploaded_on_the_sequences_page_is_picked_and_a_bad_one_explained(page, app_server, monkeypatch):
+    from engine.data.uploads import delete_upload, list_uploads
+    from tests.engine.test_uploads import series_csv
+
+    monkeypatch.setenv("LATENT_LAB_RUNS", str(app_server.runs_dir))  # list_uploads here reads the server's folder
+    open_page(page, f"{app_server.url}/sequences", "Sequences")
+    seen(page, "[data-testid=\"stExpander\"] summary").filter(has_text="Upload your own series (CSV)").click()
+    try:
+        for filename, data in (("ragged.csv", b"1,2,3,4\n5,6,7\n"), ("browser waves.csv", series_csv())):
+            # the uploader's own input is invisible (0×0); a refused file leaves the uploader as it was (round 0)
+            page.locator(".st-key-seq_uploads_file_0 input[type=file]").set_input_files(
+                files=[{"name": filename, "mimeType": "text/csv", "buffer": data}])
+            expect(seen(page, ".st-key-seq_uploads_file_0")).to_contain_text(filename)
+            wait_until_idle(page)
+            page.get_by_role("button", name="Upload series").click()
+            wait_until_idle(page, 60_000)
+            if filename == "ragged.csv":
+                expect(seen(page, "[data-testid='stAlertContentError']")).to_contain_text("row 2 has 3 values")
+        page.wait_for_function("() => new URLSearchParams(location.search).get('data') === "
+                               "'upload:local/browser-waves'")
+        expect(seen(page, ".st-key-seq_data input")).to_have_value("upload:local/browser-waves")
+        expect(seen(page, "[data-testid='stCaptionContainer']").filter(has_text="30 series of 20 steps in 2 classes")
+               .first).to_be_visible()  # its description under the picker
+        expect(page.get_by_text("No sequence run on this dataset yet")).to_be_visible()
+        assert [i.name for i in list_uploads("local")] == ["upload:local/browser-waves"]  # the ragged one: not kept
+        assert_no_exception(page)
+        full_page_screenshot(page, "sequences_upload")
+    finally:
+        for info in list_uploads("local"):
+            delete_upload("local", info.name.rsplit("/", 1)[1])

@@ -42,6 +42,22 @@ def test_datasets_and_models_print_json():
     assert [m["name"] for m in models] == list(MODELS)
 
 
+def test_datasets_lists_the_sequence_sets_with_their_shapes_classes_and_sizes():
+    from engine.data import load_dataset
+    from engine.data.sequences import SEQUENCE_DATASETS
+
+    rows = json_lines(cli("datasets").stdout)
+    assert [r["kind"] for r in rows] == sorted((r["kind"] for r in rows), key=["image", "sequence"].index)
+    series = {r["name"]: r for r in rows if r["kind"] == "sequence"}
+    assert list(series) == list(SEQUENCE_DATASETS)
+    for name, row in series.items():
+        ds = load_dataset(name)  # what the listing says is what loads
+        assert row["available"] and row["description"], name
+        assert (row["shape"], row["classes"], row["n_train"], row["n_test"]) == (
+            [ds.length, ds.channels], ds.num_classes, len(ds.x_train), len(ds.x_test)), name
+    assert {r["name"]: r["shape"] for r in rows if r["kind"] == "image"}["mnist-5k"] == [1, 28, 28]
+
+
 def test_train_eval_sample_and_runs(tmp_path):
     proc = cli("train", "ae", "--data", "mnist-5k", "--epochs", "1", "--latent-dim", "8", "--seed", "1",
                "--set", "hidden=64", "--set", "log_every_s=0.1", "--batch-size", "200", "--device", "cpu",

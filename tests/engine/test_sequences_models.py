@@ -18,6 +18,8 @@ VARIANTS = [(name, {}) for name in SEQUENCE] + [
     ("lstm_ae", {"bidirectional": True, "layers": 2}),
     ("gru_ae", {"decoder": "autoregressive", "teacher_forcing": 0.5}),
     ("rnn_ae", {"decoder": "autoregressive", "teacher_forcing": 1.0}),
+    ("lstm_ae", {"positions": False, "linear_path": False}),  # the plain seq2seq decoder
+    ("gru_ae", {"decoder": "autoregressive", "positions": False}),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items())}" if o else n for n, o in VARIANTS]
 
@@ -121,6 +123,34 @@ def test_teacher_forcing_feeds_the_true_previous_value_only_while_training(batch
     free = model.decode(z)
     assert not torch.allclose(forced, free)
     assert torch.allclose(forced[:, 0], free[:, 0])  # step 1 sees no previous value either way
+
+
+def test_the_decoder_is_the_mean_plus_a_linear_path_plus_what_the_recurrent_part_adds(batch):
+    """x̂ = m + V z + R Dec(z, p): with the recurrent read-out zeroed, x̂ − m is exactly V z (PCA's decoder shape);
+    with the linear path off, x̂ − m is the recurrent part alone."""
+    model = tiny("lstm_ae").eval()
+    mean = torch.randn(T, C, generator=torch.Generator().manual_seed(2))
+    model.start_from_data(mean)
+    with torch.no_grad():
+        model.readout.weight.zero_(), model.readout.bias.zero_()
+        z = model.encode(batch)
+        assert torch.allclose(model.decode(z) - mean, model.linear(z).view(B, T, C), atol=1e-6)
+    plain = tiny("lstm_ae", linear_path=False)
+    assert plain.linear is None and not any("linear" in k for k in plain.state_dict())
+
+
+def test_the_decoder_is_told_where_it_is_in_the_series(batch):
+    """positions=True: the decoder reads p_t = (t/(T−1), cos(π t/(T−1))) beside z, so two steps with the same z
+    and the same state see different inputs; the clock is not a weight (a checkpoint does not hold it)."""
+    model = tiny("lstm_ae")
+    z = model.encode(batch)
+    inputs = model._inputs(z)
+    assert inputs.shape == (B, T, 4 + 2)
+    assert torch.allclose(inputs[0, :, 4], torch.linspace(0, 1, T))
+    assert torch.allclose(inputs[0, :, 5], torch.cos(torch.pi * torch.linspace(0, 1, T)), atol=1e-6)
+    assert torch.allclose(inputs[:, :, :4], z[:, None].expand(B, T, 4))
+    assert "position" not in model.state_dict()
+    assert tiny("lstm_ae", positions=False)._inputs(z).shape == (B, T, 4)
 
 
 def test_wrong_shapes_and_settings_are_refused_clearly(batch):

@@ -478,3 +478,121 @@ def test_only_the_latest_uploads_stay_loaded(store, monkeypatch):
     assert load_dataset(names[2]) is load_dataset(names[2])
     assert load_dataset(names[0]) is not first  # evicted by the two loaded after it, so read again
     assert load_dataset("mnist-5k") is load_dataset("mnist-5k")  # the server's own datasets are not counted
+
+
+# -- a .csv of series (the Sequences page's upload) ---------------------------------------------------------------
+
+
+def series_csv(n: int = 30, steps: int = 20, labelled: bool = True) -> bytes:
+    """n noisy sine waves of `steps` values, two phases ("up", "down"), one per row (a label column first)."""
+    rng = np.random.default_rng(0)
+    lines = [("label," if labelled else "") + ",".join(f"t{i}" for i in range(steps))]
+    for k in range(n):
+        wave = np.sin(np.arange(steps) / 3 + 2 * (k % 2)) + 0.1 * rng.normal(size=steps)
+        lines.append((("up," if k % 2 else "down,") if labelled else "") + ",".join(f"{v:.4f}" for v in wave))
+    return "\n".join(lines).encode()
+
+
+def long_csv(steps: int = 1000) -> bytes:
+    """One long series (value, label) with one labelled anomaly late in it."""
+    t = np.arange(steps)
+    value = np.sin(t / 5) + np.where((t > 700) & (t < 720), 2.0, 0.0)
+    return ("value,label\n" + "\n".join(f"{v:.4f},{int(700 < i < 720)}" for i, v in enumerate(value))).encode()
+
+
+def test_a_csv_of_series_is_stored_in_the_workspace_and_loads_as_csv_file_does(store, tmp_path):
+    from engine.data.sequences import read_csv
+
+    result = uploads.save_series_upload(WS, "My Waves.csv", series_csv())
+    assert (result.dataset, result.form, result.classes) == (f"upload:{WS}/my-waves", "rows", ["down", "up"])
+    assert (result.n_train, result.n_test, result.length, result.channels) == (24, 6, 20, 1)
+    assert tree(store) == {f"uploads/{WS}/{f}" for f in (".lock", "my-waves.csv", "my-waves.json")}
+    # listed with the series (and its limit's count), never among the images an image page offers
+    assert [i.name for i in list_uploads(WS)] == [result.dataset]
+    assert list_uploads(WS, kind="images") == [] and uploads.series_uploads(WS, "long") == []
+    (info,) = uploads.series_uploads(WS, "rows")
+    assert info.description.startswith("your upload my-waves: 30 series of 20 steps in 2 classes")
+    ds = load_dataset(result.dataset)
+    (tmp_path / "same.csv").write_bytes(series_csv())
+    reference = read_csv(tmp_path / "same.csv")  # the upload is exactly what csv:FILE makes of the same bytes
+    assert ds.kind == "sequence" and ds.name == result.dataset
+    for part in ("x_train", "y_train", "x_test", "y_test"):
+        assert np.array_equal(getattr(ds, part).numpy(), getattr(reference, part).numpy()), part
+    assert dataset_classes(result.dataset) == 2 and upload_owner(result.dataset) == WS
+    check_dataset(result.dataset)
+
+
+def test_one_long_column_is_a_long_series_for_the_anomaly_page(store):
+    result = uploads.save_series_upload(WS, "ecg.csv", long_csv())
+    assert result.form == "long" and result.steps == 1000 and result.classes == ["normal", "anomaly"]
+    assert [i.name for i in uploads.series_uploads(WS, "long")] == [result.dataset]
+    series = load_dataset(result.dataset).series
+    assert series is not None and len(series.values) == 1000 and series.labels[701:720].all()
+    assert series.train_end <= 700  # the normal start ends before the labelled anomaly
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "is empty"),
+    ("1,2,3,4\n5,6,7,8\n".encode("utf-16"), "not UTF-8"),
+    (b"1,2,3,4\n5,6,7\n", "row 2 has 3 values but the first data row has 4"),
+    (b"1,2,3,4\n5,6,x,8\n", "'x' is not a number"),
+    (b"1,2,3,4\n5,6,nan,8\n", "NaN or infinity"),
+    (b"1,2,3,inf\n5,6,7,8\n", "NaN or infinity"),
+    (b"1,2,3,4\n", "holds 1 data row"),
+    (b"1,2\n3,4\n", "at least 4 steps"),
+    (b"value,label\n1,0\n2,3\n3,0\n", "must hold 0 .normal. or 1"),
+    (b"1,2,3,4\x00\n5,6,7,8\n", "NUL"),
+])
+def test_a_malformed_csv_is_refused_with_its_reason_and_nothing_is_stored(store, data, message):
+    before = tree(store)
+    with pytest.raises(DataError, match=message) as e:
+        uploads.save_series_upload(WS, "bad.csv", data)
+    assert tree(store) - before <= {f"uploads/{WS}/.lock"}, "a refused upload was stored"
+    assert str(store) not in str(e.value), "the message shows a server path"
+    assert list_uploads(WS) == []
+
+
+def test_a_series_upload_is_capped_before_it_is_read_and_counts_against_the_same_limit(store, monkeypatch):
+    monkeypatch.setenv("LATENT_LAB_MAX_UPLOAD_MB", "0.01")
+    with pytest.raises(DataError, match=r"big.csv is 0.0 MB, over the 0.00\d+ MB an upload may be"):
+        uploads.save_series_upload(WS, "big.csv", b"\xff" * 20_000)  # not UTF-8 either: the size is said first
+    monkeypatch.setenv("LATENT_LAB_MAX_UPLOAD_MB", "20")
+    with pytest.raises(DataError, match="not a .csv"):
+        uploads.save_series_upload(WS, "series.txt", series_csv())
+    with pytest.raises(DataError, match="upload it on the Sequences page"):
+        save_upload(WS, "series.csv", series_csv())  # the image upload says where a CSV goes
+    monkeypatch.setenv("LATENT_LAB_MAX_UPLOADS", "2")
+    save_upload(WS, "digits.zip", labelled_zip()[0])
+    uploads.save_series_upload(WS, "waves.csv", series_csv())
+    with pytest.raises(UploadLimitError, match="at most 2 uploaded datasets"):
+        uploads.save_series_upload(WS, "waves.csv", series_csv())
+    delete_upload(WS, "waves")
+    assert uploads.save_series_upload(WS, "waves.csv", series_csv()).slug == "waves"
+    assert workspace_upload_bytes(WS) > len(series_csv())
+
+
+def test_a_series_upload_trains_through_the_job_path_in_its_own_workspace_only(store, tmp_path, monkeypatch):
+    from engine.lab.sequences import run_settings
+    from engine.runs import RunError
+    from engine.runs.config import check_own_data
+    from engine.runs.jobs import JobManager
+    from engine.runs.workspace import AccessError, Actor, Limits
+    from engine.train import train_run
+
+    monkeypatch.setenv("LATENT_LAB_MODE", "hosted")
+    monkeypatch.setattr(JobManager, "_start", lambda self, run: None)  # queued only: the worker is train_run below
+    mine, other = Actor("a" * 20), Actor("b" * 20)
+    name = uploads.save_series_upload(mine.workspace, "waves.csv", series_csv()).dataset
+    jm = JobManager(tmp_path / "runs", max_concurrent=1, poll_interval=None, limits=Limits())
+    model_config, train = run_settings("conv1d_ae", name, 4, 10)
+    with pytest.raises(AccessError, match="another workspace"):
+        jm.submit("conv1d_ae", name, model_config, train, actor=other)
+    with pytest.raises(AccessError, match="does not read its folders"):  # a path, even to the stored file
+        jm.submit("conv1d_ae", f"csv:{uploads.upload_path(name)}", model_config, train, actor=mine)
+    run = jm.submit("conv1d_ae", name, model_config, train, actor=mine)
+    assert run.config["model_config"]["length"] == 20 and run.config["workspace"] == mine.workspace
+    with pytest.raises(RunError, match="another workspace"):  # a worker refuses a run edited to name it
+        check_own_data({**run.config, "workspace": other.workspace})
+    clear_cache()  # the worker's own process loads it afresh
+    train_run(run)
+    assert run.status().state == "done" and run.status().final_metrics["mse"] > 0
