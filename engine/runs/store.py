@@ -47,6 +47,7 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 HISTORY_CHECKPOINTS = 16  # older checkpoints kept (thinned) beside the newest ones, for replays
 MAX_SNAPSHOTS = 400  # snapshots of one kind a run keeps: when there are more, the older ones thin like checkpoints
 RECENT_SNAPSHOTS = 40  # … except the newest ones, kept as they are
+_ANSWERS: dict[tuple[str, str], tuple[tuple, object]] = {}  # (what, run path) → (version, answer)
 
 
 def default_runs_dir() -> Path:
@@ -193,12 +194,55 @@ class Run:
             raise RunError(f"{name}: 'name' should be text, found {type(config['name']).__name__}; the run is damaged")
         return config
 
+    def version(self) -> tuple:
+        """What problem() and summary() read, as file versions: config.json's and status.json's (inode, mtime,
+        size, mode) and each checkpoint's (name, inode, mtime, size). Equal versions give equal answers.
+
+        Every page's rerun asks each run for its problem and summary (the sidebar, the pickers, the gallery):
+        with twenty visitors on one server those reads were a sixth of its CPU (bench/bench_load.py). A few
+        stat calls decide whether the answer remembered for this version still holds; a file rewritten
+        (renamed into place: a new inode) or a checkpoint added, thinned or damaged in place changes it.
+        """
+        def of(s: os.stat_result) -> tuple:
+            return s.st_ino, s.st_mtime_ns, s.st_size, s.st_mode
+
+        files = []
+        for name in ("config.json", "status.json"):
+            try:
+                files.append(of(os.lstat(self.path / name)))
+            except OSError:
+                files.append(None)
+        try:
+            with os.scandir(self.path / "checkpoints") as entries:
+                ckpts = tuple(sorted((e.name, *of(e.stat(follow_symlinks=False))) for e in entries
+                                     if e.name.endswith(".safetensors")))
+        except OSError:
+            ckpts = None
+        return str(self.path), *files, ckpts
+
+    def _remembered(self, what: str, compute):
+        """compute() once per (run, version): what problem() and summary() share across sessions' reruns."""
+        version = self.version()
+        key = (what, version[0])
+        hit = _ANSWERS.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        answer = compute()
+        if len(_ANSWERS) > 4096:  # a long-lived server with many runs come and gone: forget the oldest
+            for old in list(_ANSWERS)[:1024]:
+                _ANSWERS.pop(old, None)
+        _ANSWERS[key] = (version, answer)
+        return answer
+
     def problem(self) -> str | None:
         """Why this run cannot be used (config.json, status.json or every checkpoint unreadable), or None.
 
         What the listings show beside a damaged run. A damaged metrics line or snapshot is not a problem of
-        the run: readers skip it and the pages say that image is missing.
+        the run: readers skip it and the pages say that image is missing. Remembered per version().
         """
+        return self._remembered("problem", self._problem)
+
+    def _problem(self) -> str | None:
         try:
             config = self.config
         except RunError as e:
@@ -355,7 +399,14 @@ class Run:
         return control
 
     def summary(self) -> dict:
-        """A JSON-able overview for listings (CLI `runs`, the UI's gallery); a damaged run says why, never raises."""
+        """A JSON-able overview for listings (CLI `runs`, the UI's gallery); a damaged run says why, never raises.
+
+        Remembered per version(); each call returns its own copy."""
+        summary = self._remembered("summary", self._summary)
+        return {**summary, "metrics": dict(summary["metrics"])} if isinstance(summary.get("metrics"), dict) \
+            else dict(summary)
+
+    def _summary(self) -> dict:
         status = self.status()
         try:
             config = self.config

@@ -52,6 +52,24 @@ def test_status_updates_merge_and_reject_unknown_states(run):
         run.set_status(state="exploded")
 
 
+def test_problem_and_summary_follow_the_files_they_read(run, trained):
+    """problem() and summary() are remembered per file version (Run.version): a status rewritten, a checkpoint torn
+    in place under its own name or removed gives a new answer at once, and a caller's copy is its own."""
+    assert run.problem() is None and run.summary()["state"] == "queued"
+    run.set_status(state="done", step=2)
+    assert (run.summary()["state"], run.summary()["step"]) == ("done", 2)
+    path = trained[2]
+    path.write_bytes(path.read_bytes()[:100])  # the same file, torn
+    assert "no checkpoint loads" in run.problem()
+    assert run.summary()["damaged"] == run.problem()
+    path.unlink()
+    assert "finished without a checkpoint" in run.problem()
+    mine = run.summary()
+    assert isinstance(mine["metrics"], dict)
+    mine["state"], mine["metrics"]["mangled"] = "mangled", -1.0
+    assert run.summary()["state"] == "done" and "mangled" not in run.summary()["metrics"]
+
+
 def test_a_conditional_status_update_never_moves_a_run_back(run):
     """The job manager's "running" goes only over "queued": a worker that is already done stays done."""
     run.set_status(state="done", device="cpu", step=128)
