@@ -69,6 +69,8 @@ def test_the_owner_acts_and_a_stranger_cannot_even_see_the_run(hosted_server, tw
 
     open_page(alice, f"{hosted_server.url}/train?ws={KEY_A}&run=alice-ae", "Train")
     assert run_choice(alice) == "alice-ae"
+    # the run panel draws after the pickers (a loaded machine: seconds later): its last button first
+    seen(alice, '[data-testid="stButton"] button').filter(has_text="Delete").first.wait_for(timeout=60_000)
     assert {"Cancel", "Resume", "Delete"} <= {b.split("\n")[-1] for b in buttons(alice)}
     alice.reload()
     wait_until_idle(alice, 60_000, "Train")
