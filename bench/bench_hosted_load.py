@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from _server import CHROMIUM, ROOT, streamlit_server  # beside this script
-from bench_load import pace, result_row, rss_mb, server_pid, training_steps
+from bench_load import cpu_seconds, pace, result_row, rss_mb, server_pid, training_steps
 
 PAGES = [("", "Latent Lab"), ("train", "Train"), ("draw", "Draw"), ("explorer", "Latent explorer"),
          ("latent_map", "Latent map")]
@@ -50,19 +50,17 @@ IMAGES_JS = "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')
 
 def chromium_cpu_s() -> float:
     """CPU seconds (user + system) of every Chromium process now alive."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
         try:
             if b"chrom" not in (p / "cmdline").read_bytes()[:200]:
                 continue
-            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += cpu_seconds(int(p.name))
         except (OSError, IndexError, ValueError):
             continue
-    return total / tick
+    return total
 
 
 async def ready(page, title: str) -> None:
