@@ -34,6 +34,7 @@ from pathlib import Path
 
 from _server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server  # beside this script
 
+from engine.lab.ts_anomaly import MP_WARMUP_ENV
 from ui.resources import UMAP_WARMUP_ENV
 
 RUN_ID = "bench-conv-ae"
@@ -241,9 +242,9 @@ def main() -> None:
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     ensure_run(args.runs_dir, args.train_seconds)
     logs = Path(tempfile.mkdtemp(prefix="bench-ui-"))
-    # The steady state: no UMAP compilation (a one-off of ~30 s of numba when a server starts) competing
-    # with the pages for the CPU and the GIL while they are timed.
-    env = {"LATENT_LAB_RUNS": str(args.runs_dir), UMAP_WARMUP_ENV: "0"}
+    # The steady state: no UMAP or matrix-profile compilation (one-offs of ~30 s and 15–100 s of numba when a
+    # server starts) competing with the pages for the CPU and the GIL while they are timed.
+    env = {"LATENT_LAB_RUNS": str(args.runs_dir), UMAP_WARMUP_ENV: "0", MP_WARMUP_ENV: "0"}
     if args.torch_threads:
         env["OMP_NUM_THREADS"] = str(args.torch_threads)
     results: dict[str, dict] = {}
@@ -269,7 +270,7 @@ def main() -> None:
 
         # (b) stroke: the Draw page against the reference canvas
         draw_source = ROOT / "pages" / "draw.py"
-        if "st_canvas" not in (draw_source.read_text() if draw_source.exists() else ""):
+        if "canvas(" not in (draw_source.read_text() if draw_source.exists() else ""):
             skipped["draw stroke"] = "pages/draw.py has no canvas yet"
         else:
             try:

@@ -18,7 +18,7 @@ from ui.classboard import board_section, send_panel
 from ui.entry import ensure_app
 from ui.images import error_png, example_bytes, example_drawings, example_picture, show_image
 from ui.lessons import shown
-from ui.resources import dataset_tensors, loaded_run, split_codes, split_errors
+from ui.resources import dataset_tensors, loaded_run, on_model_thread, split_codes, split_errors
 from ui.runs import choose_run, need_model, run_label, run_name, usable_runs
 from ui.sidebar import usable_dataset
 from ui.text import explain, percent
@@ -146,6 +146,7 @@ def draw_panel(source: str) -> None:
     first = models[0]
     data = dataset_tensors(dataset.name)
     top = st.columns([1.7, 1, 1.5], gap="medium")
+    below = st.container()  # the reconstructions: filled first once x is known (what a stroke is drawn to see)
     with top[0]:
         x = {"draw": canvas_input, "example": example_input, "upload": upload_input, "test": test_input}[source]()
     if source != "test":
@@ -156,8 +157,18 @@ def draw_panel(source: str) -> None:
         top[1].info("Draw a digit in the black square: white strokes, as large as the square."
                     if source == "draw" else "Upload a picture of a digit.", icon=":material/gesture:")
         return
-    a = analyse(x, models, [split_errors(m) for m in models], split_codes(first, "train"),
-                data.y_train.numpy(), data.num_classes)
+    a = on_model_thread(analyse, x, models, [split_errors(m) for m in models], split_codes(first, "train"),
+                        data.y_train.numpy(), data.num_classes)
+    with below:
+        st.subheader("Reconstructions")
+        for rec in a.reconstructions:
+            cols = st.columns([1, 1, 1, 2.2], vertical_alignment="center")
+            show_image(a.x, "x", scale=6, container=cols[0])
+            show_image(rec.x_hat, "x̂", scale=6, container=cols[1])
+            cols[2].image(error_png(rec.error, scale=6), caption="|x − x̂|")
+            cols[3].markdown(f"**{md(rec.run_id)}** · {md(by_id[rec.run_id].config['model'])}  \n"
+                             f"MSE **{rec.mse:.4f}** · higher than {percent(rec.percentile)} of the test images  \n"
+                             ":gray[error map: black = 0, yellow = 1]")
     show_image(a.x, "x: the 28×28 input", scale=8, container=top[1])
     if source != "test":  # a drawing of the visitor's own (drawn, an example, an upload) goes to the class
         send_panel(a.x, first.run_id, first.dataset, key="draw", container=top[1])
@@ -172,17 +183,7 @@ def draw_panel(source: str) -> None:
         st.markdown(f"Higher than **{percent(rec.percentile)}** of the test images' scores"
                     + (" — unusual for this model." if rec.percentile > 95 else "."))
 
-    st.subheader("Reconstructions")
-    for rec in a.reconstructions:
-        cols = st.columns([1, 1, 1, 2.2], vertical_alignment="center")
-        show_image(a.x, "x", scale=6, container=cols[0])
-        show_image(rec.x_hat, "x̂", scale=6, container=cols[1])
-        cols[2].image(error_png(rec.error, scale=6), caption="|x − x̂|")
-        cols[3].markdown(f"**{md(rec.run_id)}** · {md(by_id[rec.run_id].config['model'])}  \n"
-                         f"MSE **{rec.mse:.4f}** · higher than {percent(rec.percentile)} of the test images  \n"
-                         ":gray[error map: black = 0, yellow = 1]")
-
-    z_col, nn_col, score_col = st.columns(3, gap="medium")
+    z_col, nn_col, score_col = below.columns(3, gap="medium")
     z_col.markdown(f"**The code z** ({md(first.run_id)}, latent_dim {first.latent_dim})")
     z_col.plotly_chart(draw_latent_figure(a.z), config={"displayModeBar": False}, key="draw_latent")
     nn_col.markdown("**Nearest training images** in latent space")

@@ -17,7 +17,7 @@ from engine.lab.explorer import (MAX_SLIDERS, arithmetic, fills_every_panel, int
                                  move, sample_images, slider_directions)
 from ui.entry import ensure_app
 from ui.lessons import shown
-from ui.resources import dataset_tensors, loaded_at, loaded_run, split_codes
+from ui.resources import dataset_tensors, loaded_at, loaded_run, on_model_thread, split_codes
 from ui.runs import need_model, pick_run, run_config, run_label, usable_runs
 from ui.sidebar import selected_dataset
 from ui.text import explain
@@ -122,6 +122,7 @@ def slider_panel() -> None:
     directions = directions_of(loaded.path, loaded.token)
     k = len(directions.std)
     keys = [f"explorer_c{i}" for i in range(k)]
+    axes = loaded.latent_dim <= MAX_SLIDERS  # one slider per latent axis, else principal directions
     owner = loaded.run_id  # not the step: a run still training keeps its slider positions across checkpoints
     # First view, another run, or back from another page (Streamlit drops the state of widgets not drawn):
     # the sliders from the link, else 0.
@@ -140,33 +141,35 @@ def slider_panel() -> None:
     if "explorer_start" not in st.session_state:
         st.session_state["explorer_start"] = "a test image" if "image" in st.query_params else "the mean code"
 
+    # The answer first: the moved slider's new value is in session_state when the fragment reruns, so the image
+    # is decoded and sent before the dozen widgets are drawn again, and its message goes out first.
     left, right = st.columns([2, 1], gap="large")
-    top = left.columns([2, 1, 1], vertical_alignment="bottom")
-    start = top[0].radio("Start from", ["the mean code", "a test image"], key="explorer_start", horizontal=True,
-                         help="z₀: the mean of the test codes, or the code of one test image")
-    image = int(top[1].number_input("Test image", 0, n_test - 1, step=1, key="explorer_image",
-                                    disabled=start != "a test image", help=INDEX_HELP))
-    top[2].button("Reset", key="explorer_reset", icon=":material/restart_alt:", on_click=reset, args=(keys,),
-                  help="every slider back to 0: z = z₀")
-    axes = loaded.latent_dim <= MAX_SLIDERS  # one slider per latent axis, else principal directions
-    cols = left.columns(2)
-    coords = []
-    for i, key in enumerate(keys):
-        name = f"z{str(i + 1).translate(SUB)}" if axes else f"direction {i + 1}"
-        coords.append(cols[i * 2 // k].slider(
-            f"{name} · {directions.explained[i]:.0%} of variance", -LIMIT, LIMIT, step=0.1, key=key, format="%+.1f σ",
-            help=f"moves z by c·σ along {'this axis' if axes else 'this principal direction'}; "
-                 f"σ = {directions.std[i]:.3g} is the test codes' spread along it"))
-
+    start = st.session_state["explorer_start"]
     from_image = start == "a test image"
-    z0 = codes[image] if from_image else directions.mean
-    z = move(directions, z0, coords)
+    image = int(st.session_state["explorer_image"])
+    coords = [float(st.session_state[key]) for key in keys]
+    z = move(directions, codes[image] if from_image else directions.mean, coords)
     with right.container(key="explorer_decoded"):
-        show(st, image_png(decode(loaded, z, y)[0], scale=8), "x̂ = g(z)")
+        show(st, image_png(on_model_thread(decode, loaded, z, y)[0], scale=8), "x̂ = g(z)")
     if from_image:
         show(right, image_png(x_test[image, 0], scale=3), f"start: {caption(image)}")
     if axes:
         right.caption("z = (" + ", ".join(f"{v:.2f}" for v in z) + ")")
+
+    top = left.columns([2, 1, 1], vertical_alignment="bottom")
+    top[0].radio("Start from", ["the mean code", "a test image"], key="explorer_start", horizontal=True,
+                 help="z₀: the mean of the test codes, or the code of one test image")
+    top[1].number_input("Test image", 0, n_test - 1, step=1, key="explorer_image", disabled=not from_image,
+                        help=INDEX_HELP)
+    top[2].button("Reset", key="explorer_reset", icon=":material/restart_alt:", on_click=reset, args=(keys,),
+                  help="every slider back to 0: z = z₀")
+    cols = left.columns(2)
+    for i, key in enumerate(keys):
+        name = f"z{str(i + 1).translate(SUB)}" if axes else f"direction {i + 1}"
+        cols[i * 2 // k].slider(
+            f"{name} · {directions.explained[i]:.0%} of variance", -LIMIT, LIMIT, step=0.1, key=key, format="%+.1f σ",
+            help=f"moves z by c·σ along {'this axis' if axes else 'this principal direction'}; "
+                 f"σ = {directions.std[i]:.3g} is the test codes' spread along it")
     set_query(z=",".join(f"{c:g}" for c in coords) if any(coords) else None, image=image if from_image else None)
 
 

@@ -8,7 +8,9 @@ new checkpoint, or a resumed run rewriting one, is loaded afresh.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from engine.runs.loaded import LoadedRun
 
 UMAP_WARMUP_ENV = "LATENT_LAB_UMAP_WARMUP"  # 0 turns the server-start UMAP compilation off
+T = TypeVar("T")
 
 
 # -- the server ------------------------------------------------------------------------------------
@@ -45,6 +48,21 @@ def configure_server() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@st.cache_resource(show_spinner=False)
+def _model_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="latent-lab-model")
+
+
+def on_model_thread(fn: Callable[..., T], *args, **kwargs) -> T:
+    """fn(*args, **kwargs) on one of the server's long-lived threads: for the forward pass a slider or a stroke asks.
+
+    Streamlit runs every rerun in a thread of its own, and torch's first pass in a new thread pays a start-up
+    cost: a 0.2-ms conv_ae decode took 7 ms as a new thread's first call after a pause, 1.4 ms on a kept thread
+    (2026-12-02, this 2-core machine). fn must not call Streamlit (the pool's threads have no script context).
+    """
+    return _model_threads().submit(fn, *args, **kwargs).result()
 
 
 @st.cache_resource(show_spinner=False)
