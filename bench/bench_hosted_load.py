@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from _server import CHROMIUM, ROOT, streamlit_server  # beside this script
-from bench_load import cpu_seconds, pace, result_row, rss_mb, server_pid, training_steps, wait_until_idle
+from bench_load import cpu_seconds, pace, percentile, result_row, rss_mb, server_pid, training_steps, wait_until_idle
 from bench_load import new_stats as load_stats
 
 PAGES = [("", "Latent Lab"), ("train", "Train"), ("draw", "Draw"), ("explorer", "Latent explorer"),
@@ -95,6 +95,7 @@ async def visitor(browser, url: str, until: float, stats: dict, delay: float) ->
                 stats["errors"].append(f"{path or 'home'}: {type(e).__name__}")
                 continue
             stats["page"].append(time.monotonic() - t0)
+            stats["by_page"].setdefault(path or "home", []).append(time.monotonic() - t0)
             if key is None and "ws=" in page.url:
                 key = page.url.split("ws=", 1)[1].split("&", 1)[0]  # the private link the app gave this visitor
             elif key is not None and f"ws={key}" not in page.url:
@@ -112,10 +113,10 @@ async def visitor(browser, url: str, until: float, stats: dict, delay: float) ->
 
 
 async def move_slider(page, stats: dict) -> None:
-    # the shown one: Streamlit keeps a moved element's old copy mounted, hidden, until the run ends
-    handle = page.locator('[data-testid="stSlider"] [role="slider"]').filter(visible=True).first
+    # the first latent slider's range input (the thumb keyboard presses move; it is drawn under the decoded image)
+    handle = page.locator('.st-key-explorer_c0 input[type="range"]').first
     try:
-        await handle.wait_for(timeout=PAGE_TIMEOUT_MS)  # widgets draw after the script's last message
+        await handle.wait_for(state="attached", timeout=PAGE_TIMEOUT_MS)
     except Exception:
         stats["errors"].append("explorer: no slider")
         return
@@ -135,7 +136,7 @@ async def move_slider(page, stats: dict) -> None:
 
 
 def new_stats() -> dict:
-    return {**load_stats(), "console_errors": []}
+    return {**load_stats(), "console_errors": [], "by_page": {}}
 
 
 async def room(url: str, n: int, seconds: float, stats: dict, pid: int | None, rss: list[float]) -> None:
@@ -202,7 +203,9 @@ def main() -> int:
                            "console_errors": len(stats["console_errors"]),
                            "console_error_texts": sorted(set(stats["console_errors"]))[:5],
                            "errors": stats["errors"][:5], "chromium_cpu_s": round(stats.get("chromium_cpu_s", 0.0), 1),
-                           "server_idle_wait_s": round(waited, 1)}
+                           "server_idle_wait_s": round(waited, 1),
+                           "page_p50_p95_s": {k: [round(percentile(v, 0.5), 2), round(percentile(v, 0.95), 2), len(v)]
+                                              for k, v in sorted(stats["by_page"].items())}}
                     results.append(row)
                     print(f"N={n}: page p50 {row['page_p50_s'] or 0:.2f} s p95 {row['page_p95_s'] or 0:.2f} s "
                           f"({row['pages']} pages, {row['page_timeouts']} time-outs); slider p50 "
