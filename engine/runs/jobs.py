@@ -48,8 +48,10 @@ def default_max_jobs() -> int:
 
 
 def worker_boost() -> int:
-    """How many nice levels a training worker runs above the server: LATENT_LAB_WORKER_BOOST (0–10, default 1)."""
-    return min(int(env_number("LATENT_LAB_WORKER_BOOST", 1)), 10)
+    """How many nice levels a training worker runs above the server: LATENT_LAB_WORKER_BOOST (−10–10, default 1).
+
+    Negative: below the server, so that the pages come first and the trainings take what the visitors leave."""
+    return max(min(int(env_number("LATENT_LAB_WORKER_BOOST", 1, minimum=-10)), 10), -10)
 
 
 class JobManager:
@@ -594,7 +596,7 @@ def raise_priority(pid: int, boost: int) -> None:
     may have no autogroups or show them differently: then the worker keeps the server's priority, and nothing
     else changes. Called before the worker has started its threads (they inherit it).
     """
-    if boost <= 0:
+    if boost == 0:
         return
     try:
         os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0) - boost)

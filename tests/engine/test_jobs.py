@@ -252,3 +252,25 @@ def test_a_lost_ray_node_interrupts_its_run_which_resumes_on_the_other(tmp_path,
     finally:
         jm.shutdown(cancel=True)
         ray_cluster.add_node()
+
+
+def test_a_negative_worker_boost_puts_a_worker_below_the_server(monkeypatch):
+    """LATENT_LAB_WORKER_BOOST < 0 (the pages first): the worker's nice level goes up, which needs no privilege."""
+    import subprocess
+    import sys
+
+    import engine.runs.jobs as jobs
+
+    monkeypatch.setenv("LATENT_LAB_WORKER_BOOST", "-3")
+    assert jobs.worker_boost() == -3
+    monkeypatch.setenv("LATENT_LAB_WORKER_BOOST", "-40")
+    with pytest.raises(ValueError, match="LATENT_LAB_WORKER_BOOST must be -10 or more"):
+        jobs.worker_boost()
+    # a session of its own, as a worker has: the autogroup raise_priority also writes is then not this one
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        jobs.raise_priority(child.pid, -3)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 3
+    finally:
+        child.kill()
+        child.wait()

@@ -14,7 +14,11 @@ def test_the_pass_runs_on_a_kept_thread_and_returns_its_answer():
     names = set()
     for i in range(6):  # each call from a fresh thread, as Streamlit runs each rerun
         out = {}
-        caller = threading.Thread(target=lambda: out.update(r=on_model_thread(where, i, b=1)))
+
+        def call(out=out, i=i):
+            out["r"] = on_model_thread(where, i, b=1)
+
+        caller = threading.Thread(target=call)
         caller.start()
         caller.join()
         thread, value = out["r"]
