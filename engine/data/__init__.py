@@ -4,7 +4,7 @@
     catalogue.py   every dataset by name (mnist-5k, fashion-mnist, mnist, folder:, npz:, upload:), loading
     idx.py         MNIST's IDX file format, and `fetch_mnist` (the one downloader, run on purpose)
     files.py       the user's own images (folder:DIR) and arrays (npz:FILE)
-    uploads.py     datasets uploaded from the browser (a .zip of images or an .npz), per workspace
+    uploads.py     datasets uploaded from the browser (a .zip of images, an .npz, or a .csv of series), per workspace
     archive.py     reading an untrusted .zip safely (shared with the run import)
     noise.py       corruptions (Gaussian, salt-and-pepper, masking, occlusion) for denoising
     preprocess.py  a drawing or an uploaded photo → a 28×28 MNIST-style image
