@@ -148,7 +148,9 @@ for col, d in zip(cols, lab.DETECTORS):
     col.markdown(f"**{d.capitalize()}**")
     a, b, c = col.columns(3)
     a.metric("AUROC over steps", fmt(r["auroc"], ".3f"), help="P(score of an anomalous step > a normal one's)")
-    b.metric("UCR top-1", "hit" if r["hit"] else "miss",
-             help=f"the most anomalous window starts at t = {r['top_window']:,}: does it overlap the labelled region?")
+    b.metric("UCR top-1", "–" if r["hit"] is None else "hit" if r["hit"] else "miss",
+             help=f"the most anomalous window starts at t = {r['top_window']:,}: "
+                  + ("this series has no labelled anomaly to compare it with" if r["hit"] is None
+                     else "does it overlap the labelled region?"))
     c.metric("Steps flagged", f"{f['flagged']:,}", help=f"τ = {f['tau']:.4g}")
     col.caption(f"precision {fmt(f['precision'], '.1%')} · recall {fmt(f['recall'], '.1%')} at τ = {f['tau']:.4g}")

@@ -121,10 +121,13 @@ def labelled_regions(labels: np.ndarray) -> list[tuple[int, int]]:
 
 
 def ucr_hit(window_scores: np.ndarray, labels: np.ndarray, window: int) -> dict:
-    """Is the most anomalous window [i, i+m) overlapping a labelled region? The UCR archive's top-1 question."""
+    """Is the most anomalous window [i, i+m) overlapping a labelled region? The UCR archive's top-1 question.
+
+    "hit" is None when the series has no labelled region (an unlabelled upload): there is nothing to hit."""
     i = int(np.nanargmax(window_scores))
-    hit = any(i < end and i + window > start for start, end in labelled_regions(labels))
-    return {"top_window": i, "hit": bool(hit)}
+    regions = labelled_regions(labels)
+    hit = any(i < end and i + window > start for start, end in regions) if regions else None
+    return {"top_window": i, "hit": hit}
 
 
 def detections(scores: np.ndarray, labels: np.ndarray, tau: float) -> dict:

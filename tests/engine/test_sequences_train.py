@@ -84,6 +84,8 @@ def test_auroc_and_the_ucr_top_window_against_sklearn_and_by_hand():
     assert ev.ucr_hit(window_scores, labels, 10) == {"top_window": 115, "hit": True}
     window_scores[115], window_scores[40] = 0, 9
     assert not ev.ucr_hit(window_scores, labels, 10)["hit"]
+    assert ev.ucr_hit(window_scores, np.zeros_like(labels), 10) == {"top_window": int(np.argmax(window_scores)),
+                                                                    "hit": None}  # no labels: neither
     assert ev.labelled_regions(labels) == [(120, 140)]
 
 
