@@ -18,7 +18,7 @@ from engine.lab.demos import DEMOS, demo_settings
 from engine.runs import Run, RunError, finite
 from engine.runs.loaded import checkpoint_steps
 from ui.charts.latent_map import map_figure, replay_figure
-from ui.classboard import board_controls, board_on_map, selected_drawing_panel
+from ui.classboard import board_controls, board_on_map, selected_drawing_panel, visible_drawings
 from ui.entry import ensure_app
 from ui.images import show_image
 from ui.resources import dataset_tensors, loaded_run, map_jobs, split_codes
@@ -148,12 +148,13 @@ with map_col:
     fig = map_figure(projection.xy, y, ds.classes, idx, title,
                      selected=projection.xy[where[image]] if image in where else None, drawing=placed,
                      group=group or None, equal_axes=projection.method == "pca")
-    board = board_on_map(fig, loaded, projection)  # the drawings the class sent (◆, with nicknames)
+    drawings = visible_drawings(loaded.dataset)  # read once: the map and the watcher below see the same ones
+    board = board_on_map(fig, loaded, projection, drawings)  # the drawings the class sent (◆, with nicknames)
     st.plotly_chart(fig, key="map_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"))
     st.caption("Click a point, or drag a box or lasso (tools at the top right), to see the images behind it. "
                "Double-click clears the selection.")
     if not loaded.conditional:
-        board_controls(loaded.dataset, "map")
+        board_controls(loaded.dataset, "map", drawings)
 
 with side:
     if ds.classes:

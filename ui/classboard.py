@@ -79,9 +79,10 @@ def send_panel(x, run_id: str, dataset: str, key: str, container=st) -> None:
                 st.rerun(scope="fragment")
 
 
-def board_on_map(fig, loaded, projection) -> list[cb.BoardPoint]:
-    """Adds the visible drawings of the map's dataset to `fig`, placed by the map's own projection; returns them."""
-    drawings = visible_drawings(loaded.dataset)
+def board_on_map(fig, loaded, projection, drawings: list[cb.Drawing] | None = None) -> list[cb.BoardPoint]:
+    """Adds the visible drawings of the map's dataset (`drawings`, read once by the page) to `fig`, placed by the
+    map's own projection; returns them."""
+    drawings = visible_drawings(loaded.dataset) if drawings is None else drawings
     if not drawings or loaded.conditional:
         return []
     try:
@@ -108,9 +109,12 @@ def selected_drawing_panel(points: list[cb.BoardPoint], state) -> bool:
     return True
 
 
-def board_controls(dataset: str, key: str) -> None:
-    """What the board holds, the presenter's Clear button, and the watcher that brings new drawings in live."""
-    drawings = visible_drawings(dataset)
+def board_controls(dataset: str, key: str, drawings: list[cb.Drawing] | None = None) -> None:
+    """What the board holds, the presenter's Clear button, and the watcher that brings new drawings in live.
+
+    `drawings`: the ones the page drew on its map. The watcher must compare the board with those, not with a second
+    read: a drawing sent between the two reads would otherwise be missing from the map and never bring a rerun."""
+    drawings = visible_drawings(dataset) if drawings is None else drawings
     me = actor()
     everyone = me.presenter or not ws.hosted()
     total = class_board().count()
@@ -160,7 +164,7 @@ def board_section(loaded) -> None:
     if not drawings:
         st.caption("No drawing has been sent to the class yet: **Send to the class** under a drawing puts it here, "
                    "on this model's map, for everyone on the presenter's screen.")
-        board_controls(loaded.dataset, "draw")
+        board_controls(loaded.dataset, "draw", drawings)
         return
     ds = dataset_tensors(loaded.dataset)
     z_all = split_codes(loaded)
@@ -168,7 +172,7 @@ def board_section(loaded) -> None:
     projection = map_jobs().compute((loaded.path, loaded.token, "pca"), z_all[idx], "pca")
     fig = map_figure(projection.xy, ds.y_test.numpy()[idx], ds.classes, idx,
                      f"PCA of {len(idx):,} test codes · {loaded.run_id}", equal_axes=True, height=440)
-    points = board_on_map(fig, loaded, projection)
+    points = board_on_map(fig, loaded, projection, drawings)
     map_col, side_col = st.columns([3, 2], gap="medium")
     map_col.plotly_chart(fig, key="draw_board_map", on_select="rerun", selection_mode="points")
     with side_col:
@@ -176,4 +180,4 @@ def board_section(loaded) -> None:
             st.info("Click a ◆ on the map to see that drawing beside its reconstruction.",
                     icon=":material/touch_app:")
         board_gallery(points, ncol=4)
-    board_controls(loaded.dataset, "draw")
+    board_controls(loaded.dataset, "draw", drawings)
