@@ -94,8 +94,9 @@ async def visitor(browser, url: str, until: float, stats: dict, delay: float) ->
                 stats["page_timeouts"] += 1
                 stats["errors"].append(f"{path or 'home'}: {type(e).__name__}")
                 continue
-            stats["page"].append(time.monotonic() - t0)
-            stats["by_page"].setdefault(path or "home", []).append(time.monotonic() - t0)
+            took = time.monotonic() - t0
+            stats["page"].append(took)
+            stats["by_page"].setdefault(path or "home", []).append(took)
             if key is None and "ws=" in page.url:
                 key = page.url.split("ws=", 1)[1].split("&", 1)[0]  # the private link the app gave this visitor
             elif key is not None and f"ws={key}" not in page.url:

@@ -144,8 +144,7 @@ def slider_panel() -> None:
     # The answer first: the moved slider's new value is in session_state when the fragment reruns, so the image
     # is decoded and sent before the dozen widgets are drawn again, and its message goes out first.
     left, right = st.columns([2, 1], gap="large")
-    start = st.session_state["explorer_start"]
-    from_image = start == "a test image"
+    from_image = st.session_state["explorer_start"] == "a test image"
     image = int(st.session_state["explorer_image"])
     coords = [float(st.session_state[key]) for key in keys]
     z = move(directions, codes[image] if from_image else directions.mean, coords)

@@ -79,10 +79,9 @@ def send_panel(x, run_id: str, dataset: str, key: str, container=st) -> None:
                 st.rerun(scope="fragment")
 
 
-def board_on_map(fig, loaded, projection, drawings: list[cb.Drawing] | None = None) -> list[cb.BoardPoint]:
-    """Adds the visible drawings of the map's dataset (`drawings`, read once by the page) to `fig`, placed by the
-    map's own projection; returns them."""
-    drawings = visible_drawings(loaded.dataset) if drawings is None else drawings
+def board_on_map(fig, loaded, projection, drawings: list[cb.Drawing]) -> list[cb.BoardPoint]:
+    """Adds `drawings` (the visible ones of the map's dataset, read once by the page: visible_drawings) to `fig`,
+    placed by the map's own projection; returns them."""
     if not drawings or loaded.conditional:
         return []
     try:
@@ -109,12 +108,11 @@ def selected_drawing_panel(points: list[cb.BoardPoint], state) -> bool:
     return True
 
 
-def board_controls(dataset: str, key: str, drawings: list[cb.Drawing] | None = None) -> None:
+def board_controls(dataset: str, key: str, drawings: list[cb.Drawing]) -> None:
     """What the board holds, the presenter's Clear button, and the watcher that brings new drawings in live.
 
     `drawings`: the ones the page drew on its map. The watcher must compare the board with those, not with a second
     read: a drawing sent between the two reads would otherwise be missing from the map and never bring a rerun."""
-    drawings = visible_drawings(dataset) if drawings is None else drawings
     me = actor()
     everyone = me.presenter or not ws.hosted()
     total = class_board().count()

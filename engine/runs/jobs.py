@@ -51,7 +51,7 @@ def worker_boost() -> int:
     """How many nice levels a training worker runs above the server: LATENT_LAB_WORKER_BOOST (−10–10, default 1).
 
     Negative: below the server, so that the pages come first and the trainings take what the visitors leave."""
-    return max(min(int(env_number("LATENT_LAB_WORKER_BOOST", 1, minimum=-10)), 10), -10)
+    return min(int(env_number("LATENT_LAB_WORKER_BOOST", 1, minimum=-10)), 10)
 
 
 class JobManager:
