@@ -128,8 +128,9 @@ def timeline_step(steps: list[int], active: bool) -> int:
             at = later[0]
         else:
             state["gan_playing"] = False  # the end: the next tick redraws the page, which stops the timer
-    elif following(active):
-        at = steps[-1]
+    elif following(active) or state.get("gan_followed"):  # or training has just ended while followed:
+        at = steps[-1]  # its last snapshot, written as it ended, once
+    state["gan_followed"] = following(active) and not state.get("gan_playing")
     at = gan_lab.nearest_step(steps, at)
     state["gan_at"] = state["gan_step"] = at  # the slider shows it
     return at
