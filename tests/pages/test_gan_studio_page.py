@@ -250,6 +250,30 @@ def test_the_timeline_follows_training_to_the_newest_snapshot_whatever_the_brows
     assert at.select_slider(key="gan_step").value == steps[1]
 
 
+def test_a_followed_timeline_lands_on_the_last_snapshot_written_as_training_ends(lab):
+    """The short-DCGAN browser test saw the grid stay at step 394 when the run ended at 400: the last snapshot
+    and the state "done" came in one poll, and the page, no longer following a finished run, kept the old step."""
+    run = Run(lab / "gan-ns")
+    steps = snapshot_steps(lab / "gan-ns")
+    last = sorted((lab / "gan-ns" / "snapshots").glob("samples_*.png"))[-1]
+    held = last.read_bytes()
+    last.unlink()  # training has not written it yet
+    pid = os.getpid()
+    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.9)
+    try:
+        at = studio({"run": "gan-ns"})
+        assert at.select_slider(key="gan_step").value == steps[-2] and at.toggle(key="gan_follow").value
+    finally:
+        last.write_bytes(held)  # the last snapshot, then the end
+        run.set_status(state="done")
+    at.run()
+    assert at.select_slider(key="gan_step").value == steps[-1] and not at.select_slider(key="gan_step").disabled
+    assert any(c.startswith(f"A · gan-ns · G(z) at step {steps[-1]:,}") for c in captions(at))
+    at.select_slider(key="gan_step").set_value(steps[1])  # then it stays where the person puts it
+    rerun(at)
+    assert at.select_slider(key="gan_step").value == steps[1]
+
+
 def test_play_walks_the_snapshots_and_stops_at_the_end(lab):
     steps = snapshot_steps(lab / "gan-ns")
     at = studio({"run": "gan-ns"})
