@@ -29,20 +29,24 @@ TRAIN_TIMEOUT_MS = 120_000  # worker start-up, 3 s of training, the final evalua
 def choose(page, multiselect, option: str) -> None:
     """Pick `option` in the overlay's multiselect; wait until the server has it (in `?compare=`).
 
-    A rerun that lands while typing re-mounts the widget and loses the text, and for a moment the old and the
-    new mount are both there (two inputs: strict mode refuses the click): try again then.
+    A rerun that lands while typing re-mounts the widget and loses the text (or the pick), and for a moment the
+    old and the new mount are both there (two inputs: strict mode refuses the click): try again then.
     """
-    for _ in range(3):
+    in_url = "o => (new URLSearchParams(location.search).get('compare') || '').split(',').includes(o)"
+    for attempt in range(3):
         try:
             seen(multiselect, "input").click(timeout=10_000)
             page.keyboard.type(option)
             page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            page.wait_for_function(in_url, arg=option, timeout=15_000)  # the pick can be lost to a rerun too
             break
         except PlaywrightError:  # a timeout, or two inputs
             page.keyboard.press("Escape")
             wait_until_idle(page)
-    page.wait_for_function("o => (new URLSearchParams(location.search).get('compare') || '').split(',').includes(o)",
-                           arg=option)
+            if page.evaluate(f"({in_url})", option):  # it did land, late
+                break
+            if attempt == 2:
+                raise
     wait_until_idle(page)
 
 
