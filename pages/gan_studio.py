@@ -1,8 +1,9 @@
 """GAN studio: train GANs, replay their fixed-z samples along a timeline, step one in slow motion.
 
 Link state: `?run=ID` (the run shown), `?compare=ID` (a second run side by side), `?step=N` (the
-timeline's step), `?class=K` (a cGAN's class). The panels are in ui/panels/gan_studio.py, the charts in
-ui/charts/gan_studio.py, the work in engine/lab/gan_studio.py, the explanations in assets/pages/gan_studio*.md.
+timeline's step; absent while it follows a training run), `?class=K` (a cGAN's class). The panels are in
+ui/panels/gan_studio.py, the charts in ui/charts/gan_studio.py, the work in engine/lab/gan_studio.py, the
+explanations in assets/pages/gan_studio*.md.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from engine.data.uploads import list_uploads, series_uploads
 from engine.eval.sequences import encode_series, per_series_mse
 from engine.models import data_settings, models
 from engine.runs import Run
+from engine.runs.loaded import nearest_step
 from engine.train.sequences import series_snapshots
 
 DEFAULT_MODEL = "lstm_ae"
@@ -99,14 +100,6 @@ def frame(run: Run, step: int) -> np.ndarray | None:
     return None
 
 
-def nearest_step(steps: list[int], step: int | None) -> int | None:
-    if not steps:
-        return None
-    if step is None:
-        return steps[-1]
-    return min(steps, key=lambda s: abs(s - step))
-
-
 # ---------------------------------------------------------------------------------------------
 # a loaded model on the test split
 
@@ -172,5 +165,5 @@ def gates(model, dataset: SequenceDataset, index: int) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in trace.items()}
 
 
-__all__ = ["DEFAULT_SEQUENCE_DATASET", "DEFAULT_MODEL", "Replay", "frame", "gates", "latent_map", "one_series",
-           "page_datasets", "replay", "run_settings", "sequence_models", "test_codes"]
+__all__ = ["DEFAULT_SEQUENCE_DATASET", "DEFAULT_MODEL", "Replay", "frame", "gates", "latent_map", "nearest_step",
+           "one_series", "page_datasets", "replay", "run_settings", "sequence_models", "test_codes"]

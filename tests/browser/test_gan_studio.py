@@ -144,7 +144,10 @@ def test_the_short_dcgan_demo_learns_and_its_timeline_follows_to_the_end(lab_pag
         assert run.status().state == "done", run.status()
         last = run.snapshots("samples")[-1].step
         expect(panel).to_contain_text("State: done", timeout=30_000)
-        expect(grids).to_contain_text(f"G(z) at step {last:,}", timeout=30_000)  # followed to the very end
+        try:
+            expect(grids).to_contain_text(f"G(z) at step {last:,}", timeout=30_000)  # followed to the very end
+        except AssertionError as e:  # what it showed on the way, to tell a stop from a slow page
+            raise AssertionError(f"{e}\nthe steps shown, one a second: {shown}\nthe page: {page.url}") from None
         assert len(set(shown)) >= 4 and shown == sorted(shown), shown  # it moved on with training, never back
         assert any(re.search(r"Training: step [\d,]+ of 400, about \d+ s left", line) for line in lines), lines
         ratio = run.status().final_metrics["fid_ratio"]

@@ -274,6 +274,36 @@ def test_a_followed_timeline_lands_on_the_last_snapshot_written_as_training_ends
     assert at.select_slider(key="gan_step").value == steps[1]
 
 
+def test_a_followed_timeline_leaves_the_step_out_of_the_link_so_a_reload_follows_on(lab):
+    """CI saw the short-DCGAN grid stay at step 59 of 400 with `?step=59` in the URL: a session that starts on a
+    link with a step (a reload, a reconnect) reads it as a link to that step and stops following. While it follows,
+    the page now writes no step, so the same link opened again follows the newest snapshot too."""
+    run = Run(lab / "gan-ns")
+    steps = snapshot_steps(lab / "gan-ns")
+    last = sorted((lab / "gan-ns" / "snapshots").glob("samples_*.png"))[-1]
+    held = last.read_bytes()
+    last.unlink()  # training has not written it yet
+    pid = os.getpid()
+    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.9)
+    try:
+        at = studio({"run": "gan-ns"})
+        assert at.select_slider(key="gan_step").value == steps[-2] and at.toggle(key="gan_follow").value
+        assert "step" not in at.query_params, at.query_params  # following: the newest, whichever it is
+        again = studio(dict(at.query_params))  # the same link in a new session
+        assert again.toggle(key="gan_follow").value and again.select_slider(key="gan_step").value == steps[-2]
+        last.write_bytes(held)
+        rerun(again)
+        assert again.select_slider(key="gan_step").value == steps[-1]  # it follows on
+        again.toggle(key="gan_follow").set_value(False)  # a person stops following: now the link holds the step
+        rerun(again)
+        assert again.query_params["step"] == str(steps[-1])
+        linked = studio({"run": "gan-ns", "step": str(steps[1])})  # a link to a step while it trains stays there
+        assert not linked.toggle(key="gan_follow").value and linked.select_slider(key="gan_step").value == steps[1]
+    finally:
+        last.write_bytes(held)
+        run.set_status(state="done")
+
+
 def test_play_walks_the_snapshots_and_stops_at_the_end(lab):
     steps = snapshot_steps(lab / "gan-ns")
     at = studio({"run": "gan-ns"})

@@ -193,7 +193,9 @@ def timeline(run: Run, compare: Run | None, active: bool = False) -> None:
     slider.select_slider("Step", options=steps, key="gan_step", format_func=lambda s: f"{int(s):,}",
                          on_change=moved_slider, disabled=moving,
                          help="Pause, or turn off Follow training, to move it" if moving else None)
-    set_query(step=current)
+    # While it follows, the link says nothing of the step: a reload, a reconnect or a link copied then shows the
+    # newest snapshot too, where ?step= would be read as a link to that step (and stop following, see above).
+    set_query(step=None if following(active) else current)
 
     cols = st.container(key="gan_timeline_grids").columns(2)
     draw_grid(cols[0], "A", run, snaps["A"], current)
