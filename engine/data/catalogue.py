@@ -26,7 +26,7 @@ import numpy as np
 from engine.data.dataset import IMAGE_SIZE, SPLIT_SEED, DataError, Dataset, DatasetInfo, make_dataset
 from engine.data.files import load_folder, load_npz, read_npz, write_npz_atomic
 from engine.data.uploads import PREFIX as UPLOAD_PREFIX
-from engine.data.uploads import parse_name, upload_classes, upload_path
+from engine.data.uploads import list_uploads, parse_name, upload_classes, upload_path, upload_row, upload_workspaces
 from engine.data import sequences
 from engine.data.idx import MNIST_CLASSES, find_idx_files, idx_sizes, read_idx_split
 
@@ -179,9 +179,13 @@ def list_datasets() -> list[DatasetInfo]:
 def catalogue_rows() -> list[dict]:
     """What `python -m engine datasets` prints: every dataset, images then series, with its kind, shape (images
     (1, 28, 28); series (T, C)), classes and train/test sizes. The series sets are loaded to read them (all
-    together ~0.3 s, and cached); one that does not load is listed unavailable with why."""
+    together ~0.3 s, and cached); one that does not load is listed unavailable with why. Each kind ends with the
+    datasets uploaded into the server's workspaces (`upload:WS/NAME`, with a "workspace" field), from their
+    records."""
+    uploads = {kind: [upload_row(info) for ws in upload_workspaces() for info in list_uploads(ws, kind)]
+               for kind in ("images", "series")}
     rows = [{**dataclasses.asdict(info), "kind": "image", "shape": [1, IMAGE_SIZE, IMAGE_SIZE],
-             "classes": dataset_classes(info.name)} for info in list_datasets()]
+             "classes": dataset_classes(info.name)} for info in list_datasets()] + uploads["images"]
     for info in sequences.list_sequence_datasets():
         row = {**dataclasses.asdict(info), "kind": "sequence", "shape": None, "classes": None}
         if info.available:
@@ -193,7 +197,7 @@ def catalogue_rows() -> list[dict]:
                 row.update(shape=[ds.length, ds.channels], classes=ds.num_classes, n_train=len(ds.x_train),
                            n_test=len(ds.x_test))
         rows.append(row)
-    return rows
+    return rows + uploads["series"]
 
 
 def _resolve(name: str) -> tuple[tuple[str, str], Callable[[], Dataset]]:

@@ -596,3 +596,25 @@ def test_a_series_upload_trains_through_the_job_path_in_its_own_workspace_only(s
     clear_cache()  # the worker's own process loads it afresh
     train_run(run)
     assert run.status().state == "done" and run.status().final_metrics["mse"] > 0
+
+
+def test_the_cli_lists_every_workspaces_uploads_with_their_kind_shape_and_classes(store):
+    """`python -m engine datasets` listed the bundled sets only: an operator could not see what visitors uploaded."""
+    data, _ = labelled_zip(per_class=6)
+    images = save_upload(WS, "digits.zip", data).dataset
+    series = uploads.save_series_upload("ws2", "waves.csv", series_csv()).dataset
+    env = {**os.environ, "LATENT_LAB_UPLOADS": str(uploads_dir())}
+    proc = subprocess.run([sys.executable, "-m", "engine", "datasets"], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    listed = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = [r["kind"] for r in listed]
+    assert kinds == sorted(kinds, key=["image", "sequence"].index)  # each upload among its kind
+    by_name = {r["name"]: r for r in listed}
+    assert {k: by_name[images][k] for k in ("kind", "shape", "classes", "workspace", "available")} == {
+        "kind": "image", "shape": [1, 28, 28], "classes": 2, "workspace": WS, "available": True}
+    assert by_name[images]["n_train"] + by_name[images]["n_test"] == 12
+    ds = load_dataset(series)  # what the listing says is what loads
+    assert {k: by_name[series][k] for k in ("kind", "shape", "classes", "workspace")} == {
+        "kind": "sequence", "shape": [ds.length, ds.channels], "classes": ds.num_classes, "workspace": "ws2"}
+    assert (by_name[series]["n_train"], by_name[series]["n_test"]) == (len(ds.x_train), len(ds.x_test))
