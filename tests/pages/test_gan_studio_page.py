@@ -274,6 +274,34 @@ def test_a_followed_timeline_lands_on_the_last_snapshot_written_as_training_ends
     assert at.select_slider(key="gan_step").value == steps[1]
 
 
+def test_a_followed_timeline_still_lands_on_the_last_snapshot_after_a_page_run_that_read_the_run_as_stopped(lab):
+    """A clean clone's suite saw the grid stay on step 391 of 400 with `?step=391` in the URL: a page run that read
+    the training run as not active had ended following, so the end of training no longer moved the timeline."""
+    run = Run(lab / "gan-ns")
+    steps = snapshot_steps(lab / "gan-ns")
+    last = sorted((lab / "gan-ns" / "snapshots").glob("samples_*.png"))[-1]
+    held = last.read_bytes()
+    last.unlink()  # training has not written it yet
+    pid = os.getpid()
+    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.9)
+    try:
+        at = studio({"run": "gan-ns"})
+        assert at.select_slider(key="gan_step").value == steps[-2] and at.toggle(key="gan_follow").value
+        run.set_status(state="interrupted")  # one read of the run as not training …
+        rerun(at)
+        assert at.select_slider(key="gan_step").value == steps[-2]
+    finally:
+        last.write_bytes(held)  # … then its last snapshot, and the end
+        run.set_status(state="done")
+    rerun(at)
+    assert at.select_slider(key="gan_step").value == steps[-1] and at.query_params["step"] == str(steps[-1])
+    assert any(c.startswith(f"A · gan-ns · G(z) at step {steps[-1]:,}") for c in captions(at))
+    at.select_slider(key="gan_step").set_value(steps[1])  # a person takes over: it stays where they put it
+    rerun(at)
+    rerun(at)
+    assert at.select_slider(key="gan_step").value == steps[1]
+
+
 def test_a_followed_timeline_leaves_the_step_out_of_the_link_so_a_reload_follows_on(lab):
     """CI saw the short-DCGAN grid stay at step 59 of 400 with `?step=59` in the URL: a session that starts on a
     link with a step (a reload, a reconnect) reads it as a link to that step and stops following. While it follows,

@@ -106,7 +106,7 @@ def following(active: bool) -> bool:
     return active and st.session_state.get("gan_follow", True)
 
 
-def timeline_step(steps: list[int], active: bool) -> int:
+def timeline_step(steps: list[int], active: bool, run_id: str) -> int:
     """The step to show: the link's, the next one while playing, the newest while following, else the user's.
 
     The step lives in the page's own state (`gan_at`), not in the slider's: every rerun request carries
@@ -128,17 +128,21 @@ def timeline_step(steps: list[int], active: bool) -> int:
             at = later[0]
         else:
             state["gan_playing"] = False  # the end: the next tick redraws the page, which stops the timer
-    elif following(active) or state.get("gan_followed"):  # or training has just ended while followed:
-        at = steps[-1]  # its last snapshot, written as it ended, once
-    state["gan_followed"] = following(active) and not state.get("gan_playing")
+    elif following(active) or state.get("gan_followed") == run_id:  # or it followed this run, no longer active:
+        at = steps[-1]  # its last snapshot, written as it ended
+    # Followed to the end: a page run that sees the run inactive leaves this as it was. It is the run's end (the
+    # last snapshot shows, until a person moves the slider or presses Play) or a moment the page read the run as
+    # not training (CI saw the grid stay on step 391 of 400: one such read had ended following for good).
+    if active:
+        state["gan_followed"] = run_id if following(active) and not state.get("gan_playing") else None
     at = gan_lab.nearest_step(steps, at)
     state["gan_at"] = state["gan_step"] = at  # the slider shows it
     return at
 
 
 def moved_slider() -> None:
-    """A person moved the step slider: show that step, stop playing."""
-    st.session_state.update(gan_at=st.session_state["gan_step"], gan_playing=False)
+    """A person moved the step slider: show that step, stop playing, stop landing on the newest."""
+    st.session_state.update(gan_at=st.session_state["gan_step"], gan_playing=False, gan_followed=None)
 
 
 def draw_grid(container, label: str, target: Run, snaps: list, step: int) -> None:
@@ -177,11 +181,11 @@ def timeline(run: Run, compare: Run | None, active: bool = False) -> None:
         st.info(f"Run {run.id} has no sample grid yet: the first one is written as training starts.")
         return
     playing = st.session_state.get("gan_playing", False)
-    current = timeline_step(steps, active)
+    current = timeline_step(steps, active, run.id)
     play, slider, *follow = st.columns([1, 6, 2] if active else [1, 7], vertical_alignment="bottom")
     if play.button("Pause" if playing else "Play", key="gan_play", width="stretch",
                    icon=":material/pause:" if playing else ":material/play_arrow:"):
-        st.session_state["gan_playing"] = not playing
+        st.session_state.update(gan_playing=not playing, gan_followed=None)
         if not playing and current == steps[-1]:
             st.session_state["gan_at"] = steps[0] - 1  # play from the start: the next frame is the first
         st.rerun()  # the page sets the fragment's timer
