@@ -26,7 +26,8 @@ import numpy as np
 from engine.data.dataset import IMAGE_SIZE, SPLIT_SEED, DataError, Dataset, DatasetInfo, make_dataset
 from engine.data.files import load_folder, load_npz, read_npz, write_npz_atomic
 from engine.data.uploads import PREFIX as UPLOAD_PREFIX
-from engine.data.uploads import list_uploads, parse_name, upload_classes, upload_path, upload_row, upload_workspaces
+from engine.data.uploads import (list_uploads, parse_name, read_record, upload_classes, upload_path,
+                                 upload_workspaces)
 from engine.data import sequences
 from engine.data.idx import MNIST_CLASSES, find_idx_files, idx_sizes, read_idx_split
 
@@ -182,8 +183,7 @@ def catalogue_rows() -> list[dict]:
     together ~0.3 s, and cached); one that does not load is listed unavailable with why. Each kind ends with the
     datasets uploaded into the server's workspaces (`upload:WS/NAME`, with a "workspace" field), from their
     records."""
-    uploads = {kind: [upload_row(info) for ws in upload_workspaces() for info in list_uploads(ws, kind)]
-               for kind in ("images", "series")}
+    uploads = {kind: _upload_rows(kind) for kind in ("images", "series")}
     rows = [{**dataclasses.asdict(info), "kind": "image", "shape": [1, IMAGE_SIZE, IMAGE_SIZE],
              "classes": dataset_classes(info.name)} for info in list_datasets()] + uploads["images"]
     for info in sequences.list_sequence_datasets():
@@ -198,6 +198,22 @@ def catalogue_rows() -> list[dict]:
                            n_test=len(ds.x_test))
         rows.append(row)
     return rows + uploads["series"]
+
+
+def _upload_rows(kind: str) -> list[dict]:
+    """Every workspace's uploads of `kind` ("images" or "series") as catalogue_rows lists them, from their records
+    (no image or series is read)."""
+    rows = []
+    for workspace in upload_workspaces():
+        for info in list_uploads(workspace, kind):
+            shape = [1, IMAGE_SIZE, IMAGE_SIZE]
+            if kind == "series":
+                record = read_record(*parse_name(info.name))
+                length, channels = record.get("length"), record.get("channels")
+                shape = [length, channels] if isinstance(length, int) and isinstance(channels, int) else None
+            rows.append({**dataclasses.asdict(info), "kind": "image" if kind == "images" else "sequence",
+                         "shape": shape, "classes": dataset_classes(info.name), "workspace": workspace})
+    return rows
 
 
 def _resolve(name: str) -> tuple[tuple[str, str], Callable[[], Dataset]]:

@@ -37,7 +37,7 @@ import tempfile
 import time
 import warnings
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -45,7 +45,7 @@ from PIL import Image
 
 from engine.data import archive
 from engine.data.archive import MiB, ArchiveLimits
-from engine.data.dataset import IMAGE_SIZE, DataError, DatasetInfo, split
+from engine.data.dataset import DataError, DatasetInfo, split
 from engine.data.files import IMAGE_SUFFIXES, _read_image, load_npz
 from engine.env import env_number
 
@@ -646,20 +646,6 @@ def upload_workspaces() -> list[str]:
     except OSError:  # no uploads folder yet
         return []
     return [ws for ws in found if _slugs(root / ws)]
-
-
-def upload_row(info: DatasetInfo) -> dict:
-    """An upload as `python -m engine datasets` prints it: its kind, shape, classes and workspace, from its
-    record (no image or series is read)."""
-    workspace, slug = parse_name(info.name)
-    record = read_record(workspace, slug)
-    series = is_series_upload(info.name)
-    classes = record.get("classes")
-    length, channels = record.get("length"), record.get("channels")
-    shape = ([length, channels] if isinstance(length, int) and isinstance(channels, int) else None) if series \
-        else [1, IMAGE_SIZE, IMAGE_SIZE]
-    return {**asdict(info), "kind": "sequence" if series else "image", "shape": shape,
-            "classes": len(classes) if isinstance(classes, list) and classes else None, "workspace": workspace}
 
 
 def upload_classes(name: str) -> int | None:

@@ -7,6 +7,7 @@ where a test needs them, as a judged run writes them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -66,6 +67,30 @@ def charts(at) -> dict[str, dict]:
 
 def snapshot_steps(path: Path) -> list[int]:
     return [s.step for s in Run(path).snapshots("samples")]
+
+
+@contextlib.contextmanager
+def training(path: Path, held_back: int = 1, progress: float = 0.9):
+    """The finished run at `path` as if it still trained: its newest `held_back` sample grids not written yet and
+    its status "running", this live process its worker (so the job manager leaves it alone). Yields write_next,
+    which writes the next held grid as training would; at the end every grid is back and the run is done."""
+    later = sorted((path / "snapshots").glob("samples_*.png"))[-held_back:]
+    held = [(p, p.read_bytes()) for p in later]
+    for p in later:
+        p.unlink()
+    pid = os.getpid()
+    Run(path).set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=progress)
+
+    def write_next() -> None:
+        p, data = held.pop(0)
+        p.write_bytes(data)
+
+    try:
+        yield write_next
+    finally:
+        for p, data in held:
+            p.write_bytes(data)
+        Run(path).set_status(state="done")
 
 
 def wait_finished(run: Run, timeout: float = 120) -> str:
@@ -216,21 +241,14 @@ def test_the_timeline_follows_training_to_the_newest_snapshot_whatever_the_brows
     """Issue 10: the timeline stopped following at step 14 while training went on to 73. The cause: every
     rerun request carries the browser's widget values, and one sent by another fragment's timer before the
     browser had the newest step set the slider back; the page then took it for a person's choice."""
-    run = Run(lab / "gan-ns")
     steps = snapshot_steps(lab / "gan-ns")
     assert len(steps) >= 4, steps
-    later = sorted((lab / "gan-ns" / "snapshots").glob("samples_*.png"))[-2:]
-    held = {p: p.read_bytes() for p in later}
-    for p in later:
-        p.unlink()  # training has not written these yet
-    pid = os.getpid()  # alive, so the job manager leaves this "running" run alone
-    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.5)
-    try:
+    with training(lab / "gan-ns", held_back=2, progress=0.5) as write_next:  # the last two: not written yet
         at = studio({"run": "gan-ns"})
         assert at.select_slider(key="gan_step").value == steps[-3] and at.toggle(key="gan_follow").value
         assert at.select_slider(key="gan_step").disabled  # following: the page moves the step, not the slider
-        for p, step in zip(later, steps[-2:]):
-            p.write_bytes(held[p])  # a new snapshot…
+        for step in steps[-2:]:
+            write_next()  # a new snapshot…
             at.session_state["gan_step"] = steps[0]  # … while a stale request re-sends an older step
             rerun(at)
             assert at.select_slider(key="gan_step").value == step, (step, at.select_slider(key="gan_step").value)
@@ -241,10 +259,6 @@ def test_the_timeline_follows_training_to_the_newest_snapshot_whatever_the_brows
         at.select_slider(key="gan_step").set_value(steps[1])
         rerun(at)
         assert at.select_slider(key="gan_step").value == steps[1] and at.query_params["step"] == str(steps[1])
-    finally:
-        for p, data in held.items():
-            p.write_bytes(data)
-        run.set_status(state="done")
     at.run()  # done: no toggle, an enabled slider where the person left it
     assert not at.main.toggle and not at.select_slider(key="gan_step").disabled  # (the sidebar: projector)
     assert at.select_slider(key="gan_step").value == steps[1]
@@ -253,19 +267,10 @@ def test_the_timeline_follows_training_to_the_newest_snapshot_whatever_the_brows
 def test_a_followed_timeline_lands_on_the_last_snapshot_written_as_training_ends(lab):
     """The short-DCGAN browser test saw the grid stay at step 394 when the run ended at 400: the last snapshot
     and the state "done" came in one poll, and the page, no longer following a finished run, kept the old step."""
-    run = Run(lab / "gan-ns")
     steps = snapshot_steps(lab / "gan-ns")
-    last = sorted((lab / "gan-ns" / "snapshots").glob("samples_*.png"))[-1]
-    held = last.read_bytes()
-    last.unlink()  # training has not written it yet
-    pid = os.getpid()
-    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.9)
-    try:
+    with training(lab / "gan-ns"):  # then the last snapshot, then the end
         at = studio({"run": "gan-ns"})
         assert at.select_slider(key="gan_step").value == steps[-2] and at.toggle(key="gan_follow").value
-    finally:
-        last.write_bytes(held)  # the last snapshot, then the end
-        run.set_status(state="done")
     at.run()
     assert at.select_slider(key="gan_step").value == steps[-1] and not at.select_slider(key="gan_step").disabled
     assert any(c.startswith(f"A · gan-ns · G(z) at step {steps[-1]:,}") for c in captions(at))
@@ -277,22 +282,13 @@ def test_a_followed_timeline_lands_on_the_last_snapshot_written_as_training_ends
 def test_a_followed_timeline_still_lands_on_the_last_snapshot_after_a_page_run_that_read_the_run_as_stopped(lab):
     """A clean clone's suite saw the grid stay on step 391 of 400 with `?step=391` in the URL: a page run that read
     the training run as not active had ended following, so the end of training no longer moved the timeline."""
-    run = Run(lab / "gan-ns")
     steps = snapshot_steps(lab / "gan-ns")
-    last = sorted((lab / "gan-ns" / "snapshots").glob("samples_*.png"))[-1]
-    held = last.read_bytes()
-    last.unlink()  # training has not written it yet
-    pid = os.getpid()
-    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.9)
-    try:
+    with training(lab / "gan-ns"):  # … then its last snapshot, and the end
         at = studio({"run": "gan-ns"})
         assert at.select_slider(key="gan_step").value == steps[-2] and at.toggle(key="gan_follow").value
-        run.set_status(state="interrupted")  # one read of the run as not training …
+        Run(lab / "gan-ns").set_status(state="interrupted")  # one read of the run as not training …
         rerun(at)
         assert at.select_slider(key="gan_step").value == steps[-2]
-    finally:
-        last.write_bytes(held)  # … then its last snapshot, and the end
-        run.set_status(state="done")
     rerun(at)
     assert at.select_slider(key="gan_step").value == steps[-1] and at.query_params["step"] == str(steps[-1])
     assert any(c.startswith(f"A · gan-ns · G(z) at step {steps[-1]:,}") for c in captions(at))
@@ -306,20 +302,14 @@ def test_a_followed_timeline_leaves_the_step_out_of_the_link_so_a_reload_follows
     """CI saw the short-DCGAN grid stay at step 59 of 400 with `?step=59` in the URL: a session that starts on a
     link with a step (a reload, a reconnect) reads it as a link to that step and stops following. While it follows,
     the page now writes no step, so the same link opened again follows the newest snapshot too."""
-    run = Run(lab / "gan-ns")
     steps = snapshot_steps(lab / "gan-ns")
-    last = sorted((lab / "gan-ns" / "snapshots").glob("samples_*.png"))[-1]
-    held = last.read_bytes()
-    last.unlink()  # training has not written it yet
-    pid = os.getpid()
-    run.set_status(state="running", pid=pid, pid_start=process_start_time(pid), progress=0.9)
-    try:
+    with training(lab / "gan-ns") as write_next:
         at = studio({"run": "gan-ns"})
         assert at.select_slider(key="gan_step").value == steps[-2] and at.toggle(key="gan_follow").value
         assert "step" not in at.query_params, at.query_params  # following: the newest, whichever it is
         again = studio(dict(at.query_params))  # the same link in a new session
         assert again.toggle(key="gan_follow").value and again.select_slider(key="gan_step").value == steps[-2]
-        last.write_bytes(held)
+        write_next()
         rerun(again)
         assert again.select_slider(key="gan_step").value == steps[-1]  # it follows on
         again.toggle(key="gan_follow").set_value(False)  # a person stops following: now the link holds the step
@@ -327,9 +317,6 @@ def test_a_followed_timeline_leaves_the_step_out_of_the_link_so_a_reload_follows
         assert again.query_params["step"] == str(steps[-1])
         linked = studio({"run": "gan-ns", "step": str(steps[1])})  # a link to a step while it trains stays there
         assert not linked.toggle(key="gan_follow").value and linked.select_slider(key="gan_step").value == steps[1]
-    finally:
-        last.write_bytes(held)
-        run.set_status(state="done")
 
 
 def test_play_walks_the_snapshots_and_stops_at_the_end(lab):
