@@ -8,7 +8,8 @@ conv_ae trainings kept busy beside it by a job manager (two slots, as the app ru
 contexts (Playwright, Debian's chromium), each a visitor with a workspace of its own (its private link, made
 on its first visit), then cycle Home → Train → Draw → Latent explorer → Latent map for `--seconds`: a page is
 ready when Streamlit's script state is back to idle with the page's title drawn; on the explorer each visitor
-moves a latent slider (a key press) and waits for the decoded image to change.
+moves a latent slider (a key press) and waits for the server to have taken the move (the link's `?z=` changes:
+the decoded image itself changes in the browser at once, from the strip the page handed it, ui/latent_sliders.py).
 
 Reported per N: page-ready p50/p95, slider p50/p95, time-outs, exceptions the pages showed and console errors
 (goal 0), the server's peak RSS (its process group), the trainings' pace against their pace just before with no
@@ -46,7 +47,6 @@ IDLE_JS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app && app.dataset.testConnectionState === 'CONNECTED' && app.dataset.testScriptState === 'notRunning';
 }"""
-IMAGES_JS = "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')].map(i => i.src).join('|')"
 
 
 def chromium_cpu_s() -> float:
@@ -114,20 +114,20 @@ async def visitor(browser, url: str, until: float, stats: dict, delay: float) ->
 
 
 async def move_slider(page, stats: dict) -> None:
-    # the first latent slider's range input (the thumb keyboard presses move; it is drawn under the decoded image)
-    handle = page.locator('.st-key-explorer_c0 input[type="range"]').first
+    # the first latent slider's range input (ui/latent_sliders.py), which keyboard presses move
+    handle = page.locator('.st-key-explorer_pad [data-slider="0"] input[type="range"]').first
     try:
         await handle.wait_for(state="attached", timeout=PAGE_TIMEOUT_MS)
     except Exception:
         stats["errors"].append("explorer: no slider")
         return
     for _ in range(SLIDER_MOVES):
-        before = await page.evaluate(IMAGES_JS)
+        before = await page.evaluate("() => location.search")
         t0 = time.monotonic()
         await handle.focus()
         await page.keyboard.press(random.choice(["ArrowRight", "ArrowLeft"]))
-        try:
-            await page.wait_for_function(f"() => ({IMAGES_JS})() !== {json.dumps(before)}", polling=20,
+        try:  # the server's answer writes the new position into the link
+            await page.wait_for_function(f"() => location.search !== {json.dumps(before)}", polling=20,
                                          timeout=PAGE_TIMEOUT_MS)
         except Exception:
             stats["slider_timeouts"] += 1

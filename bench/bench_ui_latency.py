@@ -6,8 +6,10 @@ Trains a conv_ae (latent_dim 32) once into the runs folder (reused on later runs
 the plain reference page bench/reference_app.py (the same widgets, no model) with `streamlit run`,
 and drives Debian's Chromium with Playwright:
 
-- slider: a key press (ArrowRight/ArrowLeft) on the Latent explorer's first slider thumb, until the
-  decoded image's `src` changes (and until that new image has loaded);
+- slider: a key press (ArrowRight/ArrowLeft) on the Latent explorer's first slider, until the decoded
+  image's `src` changes (and until that new image has loaded). The explorer's sliders are its own
+  component (ui/latent_sliders.py), which shows the decoder's images for the focused slider's
+  positions in the browser; the reference is Streamlit's own st.slider, answered by a rerun;
 - stroke: the mouse-up that ends a stroke on the Draw page's canvas, until the reconstruction x̂
   changes (and has loaded);
 - the reference: the same two round trips on reference_app.py, measured in the same run,
@@ -259,11 +261,11 @@ def main() -> None:
 
         # (a) slider: the explorer against the reference slider
         ref = open_page(context(), ref_url, ".st-key-ref_slider input[type=range]")
-        exp = open_page(context(), f"{app_url}/explorer?run={RUN_ID}", ".st-key-explorer_decoded img")
+        exp = open_page(context(), f"{app_url}/explorer?run={RUN_ID}", ".st-key-explorer_pad img.ll-decoded[src]")
         sliders = [("reference slider", ref, (".st-key-ref_image img", None),
                     SliderMover(ref, ".st-key-ref_slider input[type=range]")),
-                   ("explorer slider", exp, (".st-key-explorer_decoded img", None),
-                    SliderMover(exp, ".st-key-explorer_c0 input[type=range]"))]
+                   ("explorer slider", exp, (".st-key-explorer_pad img.ll-decoded", None),
+                    SliderMover(exp, '.st-key-explorer_pad [data-slider="0"] input[type=range]'))]
         interleaved(sliders, args.warmup)
         for name, samples in interleaved(sliders, args.moves).items():
             results[name] = summary(samples)

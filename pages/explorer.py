@@ -1,11 +1,14 @@
 """Latent explorer: move a code z with sliders and watch the decoder answer; interpolate, add, sample.
 
-Each panel is a fragment, so moving a slider reruns the slider panel only: one decoder pass and one
-PNG. The link restores the run, the slider positions (`?z=` in standard deviations), the start
-image (`?image=`), the interpolation ends (`?a=&b=`), the arithmetic (`?arith=a,b,c`) and the
-sample seed (`?seed=`).
+The sliders answer in the browser (ui/latent_sliders.py): the page hands them the decoded image at
+every position of the slider with the focus, so a key press or a drag along it shows x̂ at once; a
+committed move reruns the slider panel only (a fragment), as the other panels are fragments too.
+The link restores the run, the slider positions (`?z=` in standard deviations), the start image
+(`?image=`), the interpolation ends (`?a=&b=`), the arithmetic (`?arith=a,b,c`) and the sample seed
+(`?seed=`).
 """
 
+import functools
 import math
 
 import streamlit as st
@@ -13,9 +16,10 @@ import streamlit as st
 from engine.data.images import grid_png, image_png
 from engine.eval.codes import decode
 from engine.lab.demos import demo_settings
-from engine.lab.explorer import (MAX_SLIDERS, arithmetic, fills_every_panel, interpolation_images, manifold_images,
-                                 move, sample_images, slider_directions)
+from engine.lab.explorer import (LIMIT, MAX_SLIDERS, STEP, arithmetic, fills_every_panel, interpolation_images,
+                                 manifold_images, sample_images, slider_directions, slider_strip)
 from ui.entry import ensure_app
+from ui.latent_sliders import latent_sliders, png_text, take_positions, ticks_of
 from ui.lessons import shown
 from ui.resources import dataset_tensors, loaded_at, loaded_run, on_model_thread, split_codes
 from ui.runs import need_model, pick_run, run_config, run_label, usable_runs
@@ -24,7 +28,6 @@ from ui.text import explain
 from ui.urlstate import query_value, set_query
 from ui.escape import md, md_quote
 
-LIMIT = 3.0  # slider range, ± standard deviations of the codes along each direction
 SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 ensure_app()  # a deep link on a fresh server runs app.py first (see ui/entry.py)
@@ -112,9 +115,21 @@ def linked_indices(param: str, default: list[int]) -> list[int]:
                        lambda v: len(v) == len(default) and all(0 <= i < n_test for i in v))
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def strip_of(run_path: str, token: tuple, image: int | None, y: int | None, i: int, ticks: tuple) -> list[str]:
+    """Slider i's images at each of its positions, the others at `ticks`, from z₀ = the code of test image
+    `image` (None: the mean code), as base64 PNGs: moving one slider asks the decoder nothing new."""
+    loaded = loaded_at(run_path, token)
+    directions = directions_of(run_path, token)
+    z0 = directions.mean if image is None else split_codes(loaded)[image]
+    images = on_model_thread(slider_strip, loaded, directions, z0, [t * STEP for t in ticks], i, y)
+    return [png_text(image_png(x)) for x in images]
+
+
 def reset(keys: list[str]) -> None:
     for key in keys:
         st.session_state[key] = 0.0
+    st.session_state["explorer_origin"] = st.session_state.get("explorer_origin", 0) + 1  # the browser takes them
 
 
 @st.fragment
@@ -136,39 +151,41 @@ def slider_panel() -> None:
         for key, c in zip(keys, linked or [0.0] * k):
             st.session_state[key] = min(max(round(c, 1), -LIMIT), LIMIT)
         st.session_state["explorer_owner"] = owner
+        st.session_state["explorer_active"] = 0
+        st.session_state["explorer_origin"] = st.session_state.get("explorer_origin", 0) + 1
     if not 0 <= st.session_state.get("explorer_image", -1) < n_test:
         st.session_state["explorer_image"] = linked_index("image", 0)
     if "explorer_start" not in st.session_state:
         st.session_state["explorer_start"] = "a test image" if "image" in st.query_params else "the mean code"
 
-    # The answer first: the moved slider's new value is in session_state when the fragment reruns, so the image
-    # is decoded and sent before the dozen widgets are drawn again, and its message goes out first.
-    left, right = st.columns([2, 1], gap="large")
-    from_image = st.session_state["explorer_start"] == "a test image"
-    image = int(st.session_state["explorer_image"])
-    coords = [float(st.session_state[key]) for key in keys]
-    z = move(directions, codes[image] if from_image else directions.mean, coords)
-    with right.container(key="explorer_decoded"):
-        show(st, image_png(on_model_thread(decode, loaded, z, y)[0], scale=8), "x̂ = g(z)")
-    if from_image:
-        show(right, image_png(x_test[image, 0], scale=3), f"start: {caption(image)}")
-    if axes:
-        right.caption("z = (" + ", ".join(f"{v:.2f}" for v in z) + ")")
-
-    top = left.columns([2, 1, 1], vertical_alignment="bottom")
+    top = st.columns([2, 1, 1, 2], vertical_alignment="bottom")
     top[0].radio("Start from", ["the mean code", "a test image"], key="explorer_start", horizontal=True,
                  help="z₀: the mean of the test codes, or the code of one test image")
+    from_image = st.session_state["explorer_start"] == "a test image"
     top[1].number_input("Test image", 0, n_test - 1, step=1, key="explorer_image", disabled=not from_image,
                         help=INDEX_HELP)
     top[2].button("Reset", key="explorer_reset", icon=":material/restart_alt:", on_click=reset, args=(keys,),
                   help="every slider back to 0: z = z₀")
-    cols = left.columns(2)
-    for i, key in enumerate(keys):
-        name = f"z{str(i + 1).translate(SUB)}" if axes else f"direction {i + 1}"
-        cols[i * 2 // k].slider(
-            f"{name} · {directions.explained[i]:.0%} of variance", -LIMIT, LIMIT, step=0.1, key=key, format="%+.1f σ",
-            help=f"moves z by c·σ along {'this axis' if axes else 'this principal direction'}; "
-                 f"σ = {directions.std[i]:.3g} is the test codes' spread along it")
+    image = int(st.session_state["explorer_image"])
+    coords = [float(st.session_state[key]) for key in keys]
+    active = min(max(int(st.session_state.get("explorer_active", 0)), 0), k - 1)
+    ticks = ticks_of(coords)
+    others = tuple(0 if i == active else t for i, t in enumerate(ticks))  # the strip does not depend on its own
+    names = [f"z{str(i + 1).translate(SUB)}" if axes else f"direction {i + 1}" for i in range(k)]
+    z0 = codes[image] if from_image else directions.mean
+    with st.container(key="explorer_pad"):
+        latent_sliders(
+            "explorer_sliders", coords=coords, active=active, origin=st.session_state["explorer_origin"],
+            labels=[f"{name} · {directions.explained[i]:.0%} of variance" for i, name in enumerate(names)],
+            helps=[f"moves z by c·σ along {'this axis' if axes else 'this principal direction'}; "
+                   f"σ = {directions.std[i]:.3g} is the test codes' spread along it" for i in range(k)],
+            tiles=strip_of(loaded.path, loaded.token, image if from_image else None, y, active, others),
+            caption="x̂ = g(z)",
+            z={"z0": [float(v) for v in z0], "scaled": (directions.std[:, None] * directions.components).tolist()}
+            if axes else None,
+            start={"png": png_text(image_png(x_test[image, 0])), "caption": f"start: {caption(image)}"}
+            if from_image else None,
+            on_change=functools.partial(take_positions, "explorer_sliders", keys, "explorer_active"))
     set_query(z=",".join(f"{c:g}" for c in coords) if any(coords) else None, image=image if from_image else None)
 
 

@@ -18,6 +18,9 @@ from engine.models.pca import principal_components
 from engine.runs.loaded import LoadedRun
 
 MAX_SLIDERS = 8  # the explorer's sliders: every latent axis up to this latent_dim, else this many directions
+LIMIT = 3.0  # a slider's range: ± this many standard deviations of the codes along its direction
+STEP = 0.1  # a slider's step, in standard deviations
+TICKS = round(LIMIT / STEP)  # a slider's positions are the ticks −TICKS … TICKS, position = tick · STEP
 
 
 def fills_every_panel(config: dict) -> float:
@@ -102,6 +105,20 @@ def move(directions: Directions, z0, coords) -> np.ndarray:
     if coords.shape != directions.std.shape:
         raise ValueError(f"expected {len(directions.std)} slider positions, got {coords.shape}")
     return np.asarray(z0, dtype=np.float64) + (coords * directions.std) @ directions.components  # (d,)
+
+
+def slider_strip(loaded: LoadedRun, directions: Directions, z0, coords, i: int, y=None) -> np.ndarray:
+    """What slider i shows at each of its positions: images (2·TICKS + 1, H, W) decoded from
+    move(directions, z0, coords) with coords[i] set to tick · STEP for every tick −TICKS … TICKS, the other
+    sliders where `coords` has them. One batched decoder pass, so that the page can hand the browser the
+    whole strip and a slider answers there, at once, for as long as only that slider moves.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.shape != directions.std.shape or not 0 <= i < len(coords):
+        raise ValueError(f"expected {len(directions.std)} slider positions and a slider index below that")
+    grid = np.repeat(coords[None], 2 * TICKS + 1, axis=0)
+    grid[:, i] = np.arange(-TICKS, TICKS + 1) * STEP
+    return decode(loaded, np.stack([move(directions, z0, row) for row in grid]), y)
 
 
 def arithmetic(za, zb, zc) -> np.ndarray:

@@ -14,8 +14,8 @@ from tests.browser.helpers import (LOADED, SRC_CHANGED, assert_no_exception, exp
 
 pytestmark = pytest.mark.browser
 
-DECODED = ".st-key-explorer_decoded img"
-THUMB = ".st-key-explorer_c{} input[type=range]"  # the slider thumb's focusable range input (react-aria)
+DECODED = ".st-key-explorer_pad img.ll-decoded"  # the sliders' component (ui/latent_sliders.py)
+THUMB = '.st-key-explorer_pad [data-slider="{}"] input[type=range]'
 
 
 def open_explorer(page, server, query: str) -> None:
@@ -34,8 +34,7 @@ def test_a_slider_redraws_the_decoded_image(lab_page, lab_server):
     page = lab_page
     open_explorer(page, lab_server, "run=conv-ae&image=3")
     expect(page.get_by_text("start: test image 3")).to_be_visible()  # the link's start image
-    sliders = seen(page, ".st-key-explorer_c0, .st-key-explorer_c1, .st-key-explorer_c2, .st-key-explorer_c3, "
-                           ".st-key-explorer_c4, .st-key-explorer_c5, .st-key-explorer_c6, .st-key-explorer_c7")
+    sliders = seen(page, ".st-key-explorer_pad .ll-slider")
     expect(sliders).to_have_count(8)  # latent_dim 32: the 8 principal directions
     expect(sliders.first).to_contain_text("direction 1")
     expect(seen(page, DECODED)).to_be_visible()
@@ -43,20 +42,34 @@ def test_a_slider_redraws_the_decoded_image(lab_page, lab_server):
 
     thumb = seen(page, THUMB.format(0))
     thumb.focus()
-    for _ in range(5):
-        thumb.press("ArrowRight")  # one step (0.1 σ) and one fragment rerun per press
-    page.wait_for_function(SRC_CHANGED, arg=[DECODED, before])
+    thumb.press("ArrowRight")  # one step (0.1 σ): the browser shows the strip's next image at once …
+    assert seen(page, DECODED).get_attribute("src") != before
+    for _ in range(4):
+        thumb.press("ArrowRight")  # … and each press reaches the server too (one fragment rerun each)
     expect(thumb).to_have_value("0.5")
+    expect(seen(page, '[data-slider="0"] output')).to_have_text("+0.5 σ")
     expect(page).to_have_url(re.compile(r"[?&]z=0\.5(%2C|,)0"), timeout=30_000)  # the server saw every press
     wait_until_idle(page)
     assert_no_exception(page)
     page.wait_for_function(LOADED, arg=DECODED)
     assert images_loaded(seen(page, DECODED))
 
-    # a second move keeps answering, and the other panels are still there
+    # another slider: its strip comes with the focus (or with its first move, from the server), and a drag
+    # along it shows images before the mouse is released (a Streamlit slider shows nothing until then)
     after = seen(page, DECODED).get_attribute("src")
     seen(page, THUMB.format(1)).press("ArrowLeft")
     page.wait_for_function(SRC_CHANGED, arg=[DECODED, after])
+    expect(page).to_have_url(re.compile(r"[?&]z=0\.5(%2C|,)-0\.1(%2C|,)0"), timeout=30_000)
+    wait_until_idle(page)
+    box = seen(page, THUMB.format(1)).bounding_box()
+    y_mid = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y_mid)
+    page.mouse.down()
+    dragged = seen(page, DECODED).get_attribute("src")
+    page.mouse.move(box["x"] + box["width"] * 0.8, y_mid, steps=8)
+    page.wait_for_function(SRC_CHANGED, arg=[DECODED, dragged])  # still held down
+    page.mouse.up()
+    expect(page).to_have_url(re.compile(r"[?&]z=0\.5(%2C|,)[12]\.\d(%2C|,)0"), timeout=30_000)
     for key in ("explorer_strip_linear", "explorer_strip_slerp", "explorer_arith_result", "explorer_samples"):
         expect(seen(page, f".st-key-{key} img")).to_be_visible()
     page.evaluate("document.activeElement.blur()")

@@ -129,7 +129,8 @@ def test_the_variant_trains_and_opens_in_the_explorer(tiny_variant, runs_dir, me
     assert run.status().state == "done" and run.status().final_metrics["mse"] > 0
     at = render_page("pages/explorer.py", {"run": "tiny-run"})
     assert at.selectbox(key="explorer_run").value == "tiny-run"
-    assert len([s for s in at.slider if s.key.startswith("explorer_c")]) == 4  # latent_dim 4: a slider per axis
+    sliders = json.loads(at.get("bidi_component")[0].proto.json)  # the explorer's sliders (ui/latent_sliders.py)
+    assert len(sliders["labels"]) == 4 and len(sliders["strip"]["tiles"]) == 61  # latent_dim 4: a slider per axis
     assert at.get("image") and not at.error
 
 

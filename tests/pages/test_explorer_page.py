@@ -8,18 +8,22 @@ directions) and a 2-D VAE trained for a moment (prior samples and the manifold g
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from engine.data import load_dataset
 from engine.data.images import grid_png, image_png
 from engine.eval.codes import decode, interpolate, reconstruct, split_codes
-from engine.lab.explorer import (MAX_SLIDERS, arithmetic, axis_directions, manifold_codes, manifold_images, move,
-                                 sample_images, slider_directions)
+from engine.lab.explorer import (MAX_SLIDERS, STEP, TICKS, arithmetic, axis_directions, manifold_codes,
+                                 manifold_images, move, sample_images, slider_directions, slider_strip)
 from engine.runs import Run
 from engine.runs.loaded import load_run
 from tests.apptest import add_run, keyed_block, media_bytes, render_page, rerun, texts, train_tiny, walk
@@ -59,6 +63,48 @@ def image_in(at: AppTest, media: dict, key: str) -> bytes:
     return media_bytes(media, urls[0])
 
 
+def pad(at: AppTest) -> dict:
+    """What the page handed the sliders' component (ui/latent_sliders.py): labels, positions, the strip."""
+    found = [e for e in walk(keyed_block(at, "explorer_pad")) if e.type == "bidi_component"]
+    assert found, "no latent sliders on the page"
+    return json.loads(found[0].proto.json)
+
+
+def coords_of(at: AppTest) -> list[float]:
+    return [round(t * STEP, 1) for t in pad(at)["ticks"]]
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
+
+
+def tile(at: AppTest, tick: int | None = None) -> np.ndarray:
+    """The image the browser shows with the strip's slider at `tick` (default: where the page has it)."""
+    d = pad(at)
+    strip = d["strip"]
+    assert len(strip["tiles"]) == 2 * TICKS + 1 and strip["base"] == d["ticks"]
+    t = d["ticks"][strip["slider"]] if tick is None else tick
+    return pixels(base64.b64decode(strip["tiles"][t + TICKS]))
+
+
+def decoded(at: AppTest) -> np.ndarray:
+    """The decoded image the browser shows for the page's positions."""
+    return tile(at)
+
+
+def same_image(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal to a grey level: the strip decodes 61 codes in one batch, the reference one at a time."""
+    return a.shape == b.shape and int(np.abs(a - b).max()) <= 1
+
+
+def move_sliders(at: AppTest, coords: dict[int, float], active: int | None = None) -> None:
+    """What the component's callback does with a move the browser sends (ui.latent_sliders.take_positions)."""
+    for i, c in coords.items():
+        at.session_state[KEYS[i]] = c
+    if active is not None:
+        at.session_state["explorer_active"] = active
+
+
 class Reference:
     """What the page should show for a run, computed by the engine directly (no Streamlit)."""
 
@@ -68,9 +114,9 @@ class Reference:
         self.directions = slider_directions(self.codes)
         self.data = data
 
-    def slider_png(self, coords, image: int | None = None) -> bytes:
+    def slider_image(self, coords, image: int | None = None) -> np.ndarray:
         z0 = self.directions.mean if image is None else self.codes[image]
-        return image_png(decode(self.loaded, move(self.directions, z0, coords))[0], scale=8)
+        return pixels(image_png(decode(self.loaded, move(self.directions, z0, coords))[0]))
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -82,32 +128,85 @@ def test_without_a_run_it_offers_to_train_one(runs_dir):
     assert r"\hat{x} = g(z)" in texts(at.latex) and r"\sin\Omega" in texts(at.latex)
     assert "No autoencoder is trained" in texts(at.info)
     assert at.button(key="explorer_need_model").label.startswith("Train a 2-D VAE")
-    assert not at.slider and not at.error
+    assert not at.get("bidi_component") and not at.error
 
 
 def test_sliders_move_the_decoded_image(runs_dir, finished_pca_run, data, media):
     add_run(runs_dir, finished_pca_run)
     ref = Reference(finished_pca_run, data)
     at = render()
-    sliders = [at.slider(key=k) for k in KEYS]
-    assert [s.value for s in sliders] == [0.0] * 8
-    assert sliders[0].label.startswith("z₁ · ") and "% of variance" in sliders[0].label  # latent_dim 8: the axes
-    start = image_in(at, media, "explorer_decoded")
-    assert start == ref.slider_png([0.0] * 8)  # g(mean code)
+    d = pad(at)
+    assert d["ticks"] == [0] * 8 and len(d["labels"]) == 8
+    assert d["labels"][0].startswith("z₁ · ") and "% of variance" in d["labels"][0]  # latent_dim 8: the axes
+    assert d["z"] is not None and len(d["z"]["z0"]) == 8  # the axes: z is printed under the image
+    start = decoded(at)
+    assert same_image(start, ref.slider_image([0.0] * 8))  # g(mean code)
+    origin = d["origin"]
 
-    at.slider(key="explorer_c0").set_value(1.5)
-    at.slider(key="explorer_c3").set_value(-2.0)
+    move_sliders(at, {0: 1.5, 3: -2.0}, active=3)
     rerun(at)
-    moved = image_in(at, media, "explorer_decoded")
-    assert moved != start
-    assert moved == ref.slider_png([1.5, 0, 0, -2.0, 0, 0, 0, 0])
+    d = pad(at)
+    assert d["ticks"] == [15, 0, 0, -20, 0, 0, 0, 0] and d["strip"]["slider"] == 3
+    assert d["origin"] == origin  # the browser moved them: it keeps its own positions
+    moved = decoded(at)
+    assert not same_image(moved, start)
+    assert same_image(moved, ref.slider_image([1.5, 0, 0, -2.0, 0, 0, 0, 0]))
     assert at.query_params["z"] == "1.5,0,0,-2,0,0,0,0"
 
     at.button(key="explorer_reset").click()
     rerun(at)
-    assert [at.slider(key=k).value for k in KEYS] == [0.0] * 8
+    assert coords_of(at) == [0.0] * 8 and pad(at)["origin"] != origin  # the browser takes the server's zeros
     assert "z" not in at.query_params
-    assert image_in(at, media, "explorer_decoded") == start
+    assert same_image(decoded(at), start)
+
+
+def test_the_strip_holds_the_decoded_image_at_every_position_of_the_slider_with_the_focus(
+        runs_dir, finished_pca_run, data):
+    """What the browser shows while a slider moves is the decoder's own image at that position."""
+    add_run(runs_dir, finished_pca_run)
+    ref = Reference(finished_pca_run, data)
+    at = render()
+    move_sliders(at, {1: 0.7, 5: -1.2}, active=5)
+    rerun(at)
+    assert pad(at)["strip"]["slider"] == 5
+    for t in (-TICKS, -13, 0, 4, TICKS):
+        assert same_image(tile(at, t), ref.slider_image([0, 0.7, 0, 0, 0, t * STEP, 0, 0])), t
+    strip = slider_strip(ref.loaded, ref.directions, ref.directions.mean, [0, 0.7, 0, 0, 0, 0, 0, 0], 5)
+    assert strip.shape == (2 * TICKS + 1, 28, 28)
+    with pytest.raises(ValueError, match="slider positions"):
+        slider_strip(ref.loaded, ref.directions, ref.directions.mean, [0.0] * 3, 0)
+
+
+def test_the_component_s_positions_are_checked_before_they_are_taken():
+    """A crafted widget message (wrong length, out of range, not whole ticks, a bad index) changes nothing."""
+
+    def script():
+        import streamlit as st
+
+        from ui.latent_sliders import take_positions
+
+        keys = ["c0", "c1", "c2"]
+        for k in keys:
+            st.session_state.setdefault(k, 0.0)
+        st.session_state.setdefault("active", 0)
+        sent = st.session_state.pop("sent", None)
+        if sent is not None:
+            st.session_state["pad"] = {"pos": sent}
+            take_positions("pad", keys, "active")
+        st.write(repr([st.session_state[k] for k in keys] + [st.session_state["active"]]))
+
+    at = AppTest.from_function(script).run()
+    for sent, expected in (({"ticks": [5, -30, 30], "active": 2}, [0.5, -3.0, 3.0, 2]),
+                           ({"ticks": [1, 2], "active": 0}, [0.5, -3.0, 3.0, 2]),
+                           ({"ticks": [1, 2, 31], "active": 0}, [0.5, -3.0, 3.0, 2]),
+                           ({"ticks": [1, 2.5, 3], "active": 0}, [0.5, -3.0, 3.0, 2]),
+                           ({"ticks": [1, True, 3], "active": 0}, [0.5, -3.0, 3.0, 2]),
+                           ({"ticks": [1, 2, 3], "active": 3}, [0.5, -3.0, 3.0, 2]),
+                           ({"ticks": "1,2,3", "active": 0}, [0.5, -3.0, 3.0, 2]),
+                           ({"ticks": [-7, 0, 12], "active": 1}, [-0.7, 0.0, 1.2, 1])):
+        at.session_state["sent"] = sent
+        at.run()
+        assert at.markdown[-1].value == repr(expected), sent
 
 
 def test_starting_from_an_image_shows_its_reconstruction(runs_dir, finished_pca_run, data, media):
@@ -121,7 +220,9 @@ def test_starting_from_an_image_shows_its_reconstruction(runs_dir, finished_pca_
     rerun(at)
     assert at.query_params["image"] == "7"
     x_hat = reconstruct(ref.loaded, data.x_test[7])[0]  # sliders at 0 from image 7: z = f(x₇), x̂ = g(f(x₇))
-    assert image_in(at, media, "explorer_decoded") == image_png(x_hat, scale=8)
+    assert same_image(decoded(at), pixels(image_png(x_hat)))
+    assert pad(at)["start"] == {"png": base64.b64encode(image_png(data.x_test[7, 0])).decode(),
+                                "caption": pad(at)["start"]["caption"]}
 
 
 def test_a_link_restores_the_explorer(runs_dir, finished_pca_run, data, media):
@@ -130,9 +231,10 @@ def test_a_link_restores_the_explorer(runs_dir, finished_pca_run, data, media):
     coords = [0.5, -1.0, 0, 0, 2.0, 0, 0, -3.0]
     at = render({"run": "pca-finished", "z": "0.5,-1,0,0,2,0,0,-3", "image": "12", "a": "3", "b": "9",
                  "arith": "4,5,6", "seed": "2"})
-    assert [at.slider(key=k).value for k in KEYS] == coords
+    assert coords_of(at) == coords
     assert at.radio(key="explorer_start").value == "a test image" and at.number_input(key="explorer_image").value == 12
-    assert image_in(at, media, "explorer_decoded") == ref.slider_png(coords, image=12)
+    assert same_image(decoded(at), ref.slider_image(coords, image=12))
+    assert pad(at)["start"]["caption"].startswith("start: test image 12")
     assert (at.number_input(key="explorer_a").value, at.number_input(key="explorer_b").value) == (3, 9)
     assert [at.number_input(key=f"explorer_arith_{n}").value for n in "abc"] == [4, 5, 6]
     assert at.session_state["explorer_seed"] == 2
@@ -145,7 +247,7 @@ def test_bad_links_fall_back_with_a_warning(runs_dir, finished_pca_run):
     add_run(runs_dir, finished_pca_run)
     at = render({"z": "1,2", "a": "999999", "b": "-4", "arith": "1,x,3", "image": "nope", "seed": "many"})
     assert "do not fit this run" in texts(at.warning)
-    assert [at.slider(key=k).value for k in KEYS] == [0.0] * 8
+    assert coords_of(at) == [0.0] * 8
     assert (at.number_input(key="explorer_a").value, at.number_input(key="explorer_b").value) == (0, 1)
     assert [at.number_input(key=f"explorer_arith_{n}").value for n in "abc"] == [0, 1, 2]
     assert at.radio(key="explorer_start").value == "a test image" and at.number_input(key="explorer_image").value == 0
@@ -191,21 +293,22 @@ def test_a_large_latent_gets_principal_directions(runs_dir, pca_16, data, media)
     add_run(runs_dir, pca_16)
     ref = Reference(pca_16, data)
     at = render()
-    labels = [at.slider(key=k).label for k in KEYS]
+    labels = pad(at)["labels"]
+    assert len(labels) == 8 and pad(at)["z"] is None  # a 16-d z is not printed
     assert labels[0].startswith("direction 1 · ") and labels[7].startswith("direction 8 · ")
     shares = [int(label.split("· ")[1].split("%")[0]) for label in labels]
     assert shares == sorted(shares, reverse=True) and shares[0] > shares[7]
     assert "explorer_c8" not in at.session_state
-    at.slider(key="explorer_c1").set_value(-2.5)
+    move_sliders(at, {1: -2.5}, active=1)
     rerun(at)
-    assert image_in(at, media, "explorer_decoded") == ref.slider_png([0, -2.5, 0, 0, 0, 0, 0, 0])
+    assert same_image(decoded(at), ref.slider_image([0, -2.5, 0, 0, 0, 0, 0, 0]))
 
 
 def test_a_2d_vae_shows_the_manifold_and_prior_samples(runs_dir, vae_2d, data, media):
     add_run(runs_dir, vae_2d)
     ref = Reference(vae_2d, data)
     at = render()
-    assert [s.key for s in at.slider if s.key.startswith("explorer_c")] == ["explorer_c0", "explorer_c1"]
+    assert len(pad(at)["labels"]) == 2 and pad(at)["labels"][1].startswith("z₂ · ")
     assert "The 2-D manifold" in texts(at.subheader) and "Samples from the prior" in texts(at.subheader)
     assert "prior N(0, I)" in texts(at.caption)
     grid = decode(ref.loaded, manifold_codes(15, prior=True))  # the VAE's grid sits at N(0, 1) quantiles
@@ -263,21 +366,26 @@ def test_arithmetic_and_samples(vae_2d, finished_pca_run):
     assert manifold_images(vae, 4).shape == (16, 28, 28)
 
 
-def test_back_from_another_page_the_sliders_are_not_at_their_minimum(runs_dir, finished_pca_run):
-    """Streamlit forgets the state of widgets a page does not draw: coming back must not put them at −3σ."""
+def test_back_from_another_page_the_sliders_are_where_they_were(runs_dir, finished_pca_run):
+    """The positions live in the session, not in a widget Streamlit forgets when another page is drawn: coming
+    back shows them again, and the link gets its ?z= back."""
     add_run(runs_dir, finished_pca_run)
     at = render()
-    at.slider(key="explorer_c2").set_value(1.0)
+    move_sliders(at, {2: 1.0}, active=2)
     rerun(at)
+    origin = pad(at)["origin"]
     at.switch_page("pages/home.py")
     rerun(at)
-    for key in KEYS:  # what Streamlit does with the state of widgets a run did not draw
-        if key in at.session_state:
-            del at.session_state[key]
     at.query_params.pop("z", None)  # a page switch in the browser drops the explorer's query parameters
     at.switch_page("pages/explorer.py")
     rerun(at)
-    assert [at.slider(key=k).value for k in KEYS] == [0.0] * 8
+    assert coords_of(at) == [0, 0, 1.0, 0, 0, 0, 0, 0] and pad(at)["origin"] == origin
+    assert at.query_params["z"] == "0,0,1,0,0,0,0,0"
+    for key in KEYS:  # a session that lost them, with no link to restore them from: 0, not the minimum
+        del at.session_state[key]
+    at.query_params.pop("z", None)
+    rerun(at)
+    assert coords_of(at) == [0.0] * 8 and pad(at)["origin"] != origin
 
 
 def test_a_link_to_a_missing_run_says_so(runs_dir, finished_pca_run):

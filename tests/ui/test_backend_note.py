@@ -3,6 +3,8 @@ and the pages keep working over the runs already there."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.apptest import add_run, render_page, texts
@@ -27,7 +29,8 @@ def test_an_unreachable_cluster_is_said_and_the_explorer_still_answers(down_clus
     assert not at.exception
     pickers = {sb.label: sb.options for sb in at.main.selectbox}
     assert pickers["Model run"] == ["pca-finished · pca · latent 8"]  # the page works over the finished run
-    assert len(at.main.slider) >= 8  # its code sliders
+    sliders = at.main.get("bidi_component")  # its code sliders (ui/latent_sliders.py), with their images
+    assert len(sliders) == 1 and len(json.loads(sliders[0].proto.json)["labels"]) == 8
 
 
 def test_the_local_backend_says_nothing_of_clusters(runs_dir, monkeypatch):
