@@ -163,8 +163,8 @@ def draw_panel(source: str) -> None:
         st.subheader("Reconstructions")
         for rec in a.reconstructions:
             cols = st.columns([1, 1, 1, 2.2], vertical_alignment="center")
+            show_image(rec.x_hat, "x̂", scale=6, container=cols[1])  # sent first: what the stroke was drawn to see
             show_image(a.x, "x", scale=6, container=cols[0])
-            show_image(rec.x_hat, "x̂", scale=6, container=cols[1])
             cols[2].image(error_png(rec.error, scale=6), caption="|x − x̂|")
             cols[3].markdown(f"**{md(rec.run_id)}** · {md(by_id[rec.run_id].config['model'])}  \n"
                              f"MSE **{rec.mse:.4f}** · higher than {percent(rec.percentile)} of the test images  \n"
