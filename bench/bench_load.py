@@ -70,7 +70,7 @@ class Visitor:
         self.stats = stats
         self.finished = asyncio.Event()
         self.exceptions = 0
-        self.sliders: dict[str, float] = {}  # widget id → value, of the explorer's latent sliders
+        self.sliders: tuple[str, list[int]] | None = None  # the explorer's sliders: widget id, positions (ticks)
         self.timers: dict[str, float] = {}  # fragment id → interval (s)
         self.page = ""
 
@@ -97,8 +97,11 @@ class Visitor:
                 self.exceptions += 1
                 self.stats["exception_texts"].add(f"{self.page or 'home'}: {element.exception.type}: "
                                                   f"{element.exception.message[:200]}")
-            elif which == "slider" and self.page == "explorer" and "explorer_c" in element.slider.id:
-                self.sliders[element.slider.id] = 0.0
+            elif (which == "bidi_component" and self.page == "explorer"
+                  and element.bidi_component.component_name == "latent_lab.latent_sliders"):
+                k = len(json.loads(element.bidi_component.json)["labels"])  # ui/latent_sliders.py
+                if self.sliders is None or len(self.sliders[1]) != k:
+                    self.sliders = (element.bidi_component.id, [0] * k)
 
     async def run_page(self, ws, page: str) -> float | None:
         """Seconds until the page's script finished, or None after PAGE_TIMEOUT_S."""
@@ -124,11 +127,13 @@ class Visitor:
 
     async def move_sliders(self, ws) -> None:
         for _ in range(SLIDER_MOVES):
-            if not self.sliders:
+            if self.sliders is None:
                 return
-            wid = random.choice(list(self.sliders))
-            self.sliders[wid] = round(random.uniform(-2.5, 2.5), 1)
-            widgets = [WidgetState(id=wid, double_array_value={"data": [self.sliders[wid]]})]
+            # what the sliders' component sends when one of them is moved and let go (ui/latent_sliders.js)
+            wid, ticks = self.sliders
+            i = random.randrange(len(ticks))
+            ticks[i] = random.randint(-25, 25)
+            widgets = [WidgetState(id=wid, json_value=json.dumps({"pos": {"ticks": ticks, "active": i}}))]
             self.finished.clear()
             t0 = time.perf_counter()
             await self.send_rerun(ws, self.page, widgets=widgets)
