@@ -43,12 +43,20 @@ RUN_ID = "bench-conv-ae"
 BLOCK = 5  # measurements per block before switching between the real page and the reference
 
 # Installed once per page: stamps t0 at the key press / pointer-up (capture phase on window sees
-# events from every element, shadow roots included).
+# events from every element, shadow roots included), and ts at the first websocket message the page
+# sends after it (the move or the drawing on its way to the server; the socket's send is looked up on
+# its prototype at each call, so the page's open socket is counted too).
 INSTALL = """() => {
-    window.__bench = {t0: null, t1: null, t2: null};
-    const mark = () => { window.__bench.t0 = performance.now(); };
+    window.__bench = {t0: null, t1: null, t2: null, ts: null};
+    const mark = () => { window.__bench.t0 = performance.now(); window.__bench.ts = null; };
     window.addEventListener('keydown', mark, true);
     window.addEventListener('pointerup', mark, true);
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+        const b = window.__bench;
+        if (b.t0 !== null && b.ts === null) b.ts = performance.now();
+        return send.call(this, data);
+    };
 }"""
 
 # Finds the watched image: a CSS selector, or (caption given) the image whose caption is that text.
@@ -66,7 +74,7 @@ FIND = """(sel, caption) => {
 ARM = f"""([sel, caption]) => {{
     const find = {FIND};
     const b = window.__bench;
-    b.t0 = null; b.t1 = null; b.t2 = null;
+    b.t0 = null; b.t1 = null; b.t2 = null; b.ts = null;
     const img0 = find(sel, caption);
     const old = img0 ? img0.src : null;
     const check = () => {{
@@ -83,7 +91,8 @@ ARM = f"""([sel, caption]) => {{
 }}"""
 
 DONE = "() => window.__bench.t0 !== null && window.__bench.t1 !== null && window.__bench.t2 !== null"
-RESULT = "() => [window.__bench.t1 - window.__bench.t0, window.__bench.t2 - window.__bench.t0]"
+RESULT = """() => { const b = window.__bench;
+    return [b.t1 - b.t0, b.t2 - b.t0, b.ts === null ? null : b.ts - b.t0]; }"""
 
 
 # -- set-up ----------------------------------------------------------------------------------------
@@ -133,9 +142,9 @@ def open_page(context, url: str, ready: str, timeout_ms: int = 120_000):
 # -- one measurement -------------------------------------------------------------------------------
 
 
-def measure(page, watch: tuple[str, str | None], action) -> tuple[float, float] | None:
-    """(ms until the watched image's src changed, ms until it had loaded), both from the stamped event;
-    None when the image did not change within 30 s (counted as a miss)."""
+def measure(page, watch: tuple[str, str | None], action) -> tuple[float, float, float | None] | None:
+    """(ms until the watched image's src changed, ms until it had loaded, ms until the page sent the move to
+    the server), all from the stamped event; None when the image did not change within 30 s (a miss)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.evaluate(ARM, list(watch))
@@ -145,10 +154,10 @@ def measure(page, watch: tuple[str, str | None], action) -> tuple[float, float] 
     except PlaywrightTimeout:
         wait_idle(page)
         return None
-    src_ms, load_ms = page.evaluate(RESULT)
+    src_ms, load_ms, sent_ms = page.evaluate(RESULT)
     wait_idle(page)
     page.wait_for_timeout(150)  # let the last messages settle before the next move
-    return src_ms, load_ms
+    return src_ms, load_ms, sent_ms
 
 
 class SliderMover:
@@ -210,14 +219,16 @@ def summary(samples: list[tuple[float, float] | None]) -> dict:
     done = [s for s in samples if s is not None]
     if not done:
         return {"n": 0, "misses": len(samples)}
-    src = [s for s, _ in done]
-    load = [t for _, t in done]
+    src = [s for s, _, _ in done]
+    load = [t for _, t, _ in done]
+    sent = [u for _, _, u in done if u is not None]
 
     def p95(v):
         return statistics.quantiles(v, n=20, method="inclusive")[18] if len(v) >= 2 else v[0]
 
     return {"n": len(src), "misses": len(samples) - len(src), "median_ms": statistics.median(src), "p95_ms": p95(src),
-            "loaded_median_ms": statistics.median(load), "loaded_p95_ms": p95(load)}
+            "loaded_median_ms": statistics.median(load), "loaded_p95_ms": p95(load),
+            "sent_median_ms": statistics.median(sent) if sent else None}
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -298,18 +309,21 @@ def main() -> None:
     print(f"\nUI latency, {platform.node()}, {os.cpu_count()} CPUs, {threads}; other processes may share the CPU: "
           "compare ratios")
     print(f"{'measure':<18} {'n':>4} {'misses':>6} {'median ms':>10} {'p95 ms':>8} {'loaded median':>14}"
-          f" {'loaded p95':>11} {'ratio':>6}")
+          f" {'loaded p95':>11} {'sent median':>12} {'ratio':>6}")
     for name, row in results.items():
         if not row["n"]:
             print(f"{name:<18} {0:>4} {row['misses']:>6}  no image change within 30 s")
             continue
         ratio = f"{row['ratio']:>6.2f}" if row["ratio"] is not None else f"{'–':>6}"
+        sent = f"{row['sent_median_ms']:>12.1f}" if row["sent_median_ms"] is not None else f"{'–':>12}"
         print(f"{name:<18} {row['n']:>4} {row['misses']:>6} {row['median_ms']:>10.1f} {row['p95_ms']:>8.1f}"
-              f" {row['loaded_median_ms']:>14.1f} {row['loaded_p95_ms']:>11.1f} {ratio}")
+              f" {row['loaded_median_ms']:>14.1f} {row['loaded_p95_ms']:>11.1f} {sent} {ratio}")
     for name, why in skipped.items():
         print(f"{name:<18} skipped: {why}")
     print("ratio: median ÷ the reference's median (slider: reference slider; stroke: reference stroke). "
-          "loaded: until the new image has loaded, not only until its src changed.")
+          "loaded: until the new image has loaded, not only until its src changed. sent: until the page sent the "
+          "move to the server (the canvas waits 200 ms after a stroke; the explorer's sliders send after they "
+          "have answered).")
     print(json.dumps({"bench": "ui_latency", "results": results, "skipped": skipped, "cpus": os.cpu_count(),
                       "torch_threads": args.torch_threads,
                       "time": time.strftime("%Y-%m-%dT%H:%M:%S")}))
