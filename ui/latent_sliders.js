@@ -54,7 +54,9 @@ export default function (component) {
   const root = parentElement.querySelector(".ll-pad");
   if (!root || !data) return;
   let pad = root.__pad;
-  const shape = JSON.stringify([data.labels, data.helps, data.ticks_max, data.step]);
+  // Rebuilt only when the sliders themselves change (their number or range): a new checkpoint of a run that
+  // trains changes the labels' shares of variance, which are written in place, so the focus stays put.
+  const shape = JSON.stringify([data.labels.length, data.ticks_max, data.step]);
   if (!pad) {
     pad = { origin: null, shape: null, ticks: [], active: 0, strip: null, data: null, send: null };
     root.__pad = pad;
@@ -111,6 +113,11 @@ export default function (component) {
     pad.shape = shape;
     pad.origin = null;
   }
+  root.querySelectorAll(".ll-slider").forEach((box, i) => {
+    const label = box.querySelector("label");
+    if (label.textContent !== data.labels[i]) label.textContent = data.labels[i];
+    box.querySelector("input").title = data.helps[i];
+  });
   if (pad.origin !== data.origin) {  // the server moved the sliders (or this is the first view): take its positions
     pad.origin = data.origin;
     pad.ticks = data.ticks.slice();
