@@ -16,10 +16,10 @@ import streamlit as st
 from engine.data.images import grid_png, image_png
 from engine.eval.codes import decode
 from engine.lab.demos import demo_settings
-from engine.lab.explorer import (LIMIT, MAX_SLIDERS, STEP, arithmetic, fills_every_panel, interpolation_images,
-                                 manifold_images, sample_images, slider_directions, slider_strip)
+from engine.lab.explorer import (MAX_SLIDERS, arithmetic, fills_every_panel, from_ticks, interpolation_images,
+                                 manifold_images, sample_images, slider_directions, slider_strip, to_ticks)
 from ui.entry import ensure_app
-from ui.latent_sliders import latent_sliders, png_text, take_positions, ticks_of
+from ui.latent_sliders import latent_sliders, png_text, take_positions
 from ui.lessons import shown
 from ui.resources import dataset_tensors, loaded_at, loaded_run, on_model_thread, split_codes
 from ui.runs import need_model, pick_run, run_config, run_label, usable_runs
@@ -122,14 +122,19 @@ def strip_of(run_path: str, token: tuple, image: int | None, y: int | None, i: i
     loaded = loaded_at(run_path, token)
     directions = directions_of(run_path, token)
     z0 = directions.mean if image is None else split_codes(loaded)[image]
-    images = on_model_thread(slider_strip, loaded, directions, z0, [t * STEP for t in ticks], i, y)
+    images = on_model_thread(slider_strip, loaded, directions, z0, from_ticks(ticks), i, y)
     return [png_text(image_png(x)) for x in images]
+
+
+def moved_by_the_server() -> None:
+    """The page set the sliders itself (Reset, a link, another run): the browser takes its positions."""
+    st.session_state["explorer_origin"] = st.session_state.get("explorer_origin", 0) + 1
 
 
 def reset(keys: list[str]) -> None:
     for key in keys:
         st.session_state[key] = 0.0
-    st.session_state["explorer_origin"] = st.session_state.get("explorer_origin", 0) + 1  # the browser takes them
+    moved_by_the_server()
 
 
 @st.fragment
@@ -139,8 +144,8 @@ def slider_panel() -> None:
     keys = [f"explorer_c{i}" for i in range(k)]
     axes = loaded.latent_dim <= MAX_SLIDERS  # one slider per latent axis, else principal directions
     owner = loaded.run_id  # not the step: a run still training keeps its slider positions across checkpoints
-    # First view, another run, or back from another page (Streamlit drops the state of widgets not drawn):
-    # the sliders from the link, else 0.
+    # First view, another run, or a session that lost them: the sliders from the link, else 0. (They are plain
+    # session keys, not widgets, so a visit to another page keeps them.)
     if st.session_state.get("explorer_owner") != owner or any(key not in st.session_state for key in keys):
         linked = None
         if "z" in st.query_params:
@@ -149,10 +154,10 @@ def slider_panel() -> None:
             if linked is None and "explorer_owner" not in st.session_state:  # a run switch: just start at 0
                 st.warning(f"The link's slider positions (`?z=`) do not fit this run ({k} sliders); starting at 0.")
         for key, c in zip(keys, linked or [0.0] * k):
-            st.session_state[key] = min(max(round(c, 1), -LIMIT), LIMIT)
+            st.session_state[key] = from_ticks(to_ticks([c]))[0]
         st.session_state["explorer_owner"] = owner
         st.session_state["explorer_active"] = 0
-        st.session_state["explorer_origin"] = st.session_state.get("explorer_origin", 0) + 1
+        moved_by_the_server()
     if not 0 <= st.session_state.get("explorer_image", -1) < n_test:
         st.session_state["explorer_image"] = linked_index("image", 0)
     if "explorer_start" not in st.session_state:
@@ -169,7 +174,7 @@ def slider_panel() -> None:
     image = int(st.session_state["explorer_image"])
     coords = [float(st.session_state[key]) for key in keys]
     active = min(max(int(st.session_state.get("explorer_active", 0)), 0), k - 1)
-    ticks = ticks_of(coords)
+    ticks = to_ticks(coords)
     others = tuple(0 if i == active else t for i, t in enumerate(ticks))  # the strip does not depend on its own
     names = [f"z{str(i + 1).translate(SUB)}" if axes else f"direction {i + 1}" for i in range(k)]
     z0 = codes[image] if from_image else directions.mean

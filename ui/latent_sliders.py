@@ -21,7 +21,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.lab.explorer import STEP, TICKS
+from engine.lab.explorer import STEP, TICKS, from_ticks, to_ticks
 
 COMPONENT = "latent_lab.latent_sliders"
 HTML = """<div class="ll-pad">
@@ -73,14 +73,9 @@ def take_positions(key: str, keys: list[str], active_key: str) -> None:
             or not all(isinstance(t, int) and not isinstance(t, bool) and abs(t) <= TICKS for t in ticks)
             or not isinstance(active, int) or isinstance(active, bool) or not 0 <= active < len(keys)):
         return
-    for k, t in zip(keys, ticks):
-        st.session_state[k] = round(t * STEP, 1)
+    for k, c in zip(keys, from_ticks(ticks)):
+        st.session_state[k] = c
     st.session_state[active_key] = active
-
-
-def ticks_of(coords) -> list[int]:
-    """Slider positions in σ → whole ticks (the component's and the strip cache's units)."""
-    return [max(-TICKS, min(TICKS, round(c / STEP))) for c in coords]
 
 
 def latent_sliders(key: str, *, labels: list[str], helps: list[str], coords: list[float], active: int,
@@ -94,7 +89,7 @@ def latent_sliders(key: str, *, labels: list[str], helps: list[str], coords: lis
     z: {"z0": [...], "scaled": [[σᵢ uᵢ], ...]} to print z under the image, or None; start: {"png", "caption"}
     of the start image, or None; on_change: called (no arguments) when the browser sends positions.
     """
-    ticks = ticks_of(coords)
+    ticks = to_ticks(coords)
     data = {"origin": origin, "ticks": ticks, "active": active, "ticks_max": TICKS, "step": STEP,
             "strip": {"slider": active, "base": ticks, "tiles": tiles}, "labels": labels, "helps": helps,
             "caption": caption, "z": z, "start": start}

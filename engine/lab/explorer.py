@@ -23,6 +23,16 @@ STEP = 0.1  # a slider's step, in standard deviations
 TICKS = round(LIMIT / STEP)  # a slider's positions are the ticks −TICKS … TICKS, position = tick · STEP
 
 
+def to_ticks(coords) -> list[int]:
+    """Slider positions in σ → whole ticks within ±TICKS (the nearest position a slider has)."""
+    return [max(-TICKS, min(TICKS, round(float(c) / STEP))) for c in coords]
+
+
+def from_ticks(ticks) -> list[float]:
+    """Ticks → slider positions in σ, rounded to the step's decimals (0.5, not 0.5000000001)."""
+    return [round(t * STEP, 1) for t in ticks]
+
+
 def fills_every_panel(config: dict) -> float:
     """How much of the explorer a run's model fills (its preference when the page opens): 2 for a model with a
     prior and a 2-number code (samples from N(0, I) and the manifold grid), 1 for either, 0 for neither."""

@@ -22,8 +22,9 @@ from streamlit.testing.v1 import AppTest
 from engine.data import load_dataset
 from engine.data.images import grid_png, image_png
 from engine.eval.codes import decode, interpolate, reconstruct, split_codes
-from engine.lab.explorer import (MAX_SLIDERS, STEP, TICKS, arithmetic, axis_directions, manifold_codes,
-                                 manifold_images, move, sample_images, slider_directions, slider_strip)
+from engine.lab.explorer import (MAX_SLIDERS, STEP, TICKS, arithmetic, axis_directions, from_ticks,
+                                 manifold_codes, manifold_images, move, sample_images, slider_directions,
+                                 slider_strip)
 from engine.runs import Run
 from engine.runs.loaded import load_run
 from tests.apptest import add_run, keyed_block, media_bytes, render_page, rerun, texts, train_tiny, walk
@@ -71,7 +72,7 @@ def pad(at: AppTest) -> dict:
 
 
 def coords_of(at: AppTest) -> list[float]:
-    return [round(t * STEP, 1) for t in pad(at)["ticks"]]
+    return from_ticks(pad(at)["ticks"])
 
 
 def pixels(png: bytes) -> np.ndarray:
