@@ -190,7 +190,8 @@ def slider_panel() -> None:
             if axes else None,
             start={"png": png_text(image_png(x_test[image, 0])), "caption": f"start: {caption(image)}"}
             if from_image else None,
-            on_change=functools.partial(take_positions, "explorer_sliders", keys, "explorer_active"))
+            on_change=functools.partial(take_positions, "explorer_sliders", keys, "explorer_active",
+                                        "explorer_origin"))
     set_query(z=",".join(f"{c:g}" for c in coords) if any(coords) else None, image=image if from_image else None)
 
 

@@ -6,7 +6,7 @@
 //            then the browser takes its ticks; otherwise the browser's own positions stand
 //   strip    base64 PNGs of x̂ = g(z) for every position of slider `slider`, the others at `base`
 //   z        {z0, scaled} to print z = z0 + Σ tickᵢ·step·scaledᵢ under the image, or null
-// state sent back: pos = {ticks, active}, on each committed move and when another slider takes the focus.
+// state sent back: pos = {ticks, active, origin}, on each committed move and when another slider takes the focus.
 
 const PNG = "data:image/png;base64,";
 
@@ -62,7 +62,9 @@ export default function (component) {
     root.__pad = pad;
     const inputs = () => Array.from(root.querySelectorAll(".ll-slider input"));
     const index = (el) => inputs().indexOf(el);
-    const commit = () => pad.send("pos", { ticks: pad.ticks.slice(), active: pad.active });
+    // origin: the server's move these positions start from. A move sent before the server's Reset answered is
+    // stale and dropped there; after a Reset the same positions as before are a new value, so they are heard.
+    const commit = () => pad.send("pos", { ticks: pad.ticks.slice(), active: pad.active, origin: pad.origin });
     root.addEventListener("input", (e) => {  // every position a key press or a drag passes: shown here
       const i = index(e.target);
       if (i < 0) return;

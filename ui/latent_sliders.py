@@ -11,7 +11,8 @@ the page hands it, with them, the decoded image at every position of the slider 
 along that slider shows its image in the browser at once, during a drag too (a Streamlit slider waits
 for the release). Each committed move still reaches the server, which keeps the positions (the link's
 `?z=`, Reset) and sends the strip of whichever slider takes the focus next; until that strip is there
-the image waits for the server, as before. Every image shown is the decoder's output for that z.
+the image waits for the server, as before. Every tile shown is the decoder's output for the
+positions it is shown at; while a strip is on its way, the last image stays, dimmed.
 """
 
 from __future__ import annotations
@@ -61,12 +62,14 @@ def png_text(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
-def take_positions(key: str, keys: list[str], active_key: str) -> None:
+def take_positions(key: str, keys: list[str], active_key: str, origin_key: str) -> None:
     """The component's on-change callback: its positions into st.session_state[keys[i]] (in σ) and the slider
     with the focus into st.session_state[active_key]. What the browser sent is checked, not trusted: a list of
-    len(keys) whole ticks within ±TICKS and a slider index, else it is ignored."""
+    len(keys) whole ticks within ±TICKS and a slider index, else it is ignored. So is a move made before the
+    server last moved the sliders itself (its origin is not st.session_state[origin_key]): Reset wins over a
+    key press that was on its way."""
     pos = (st.session_state.get(key) or {}).get("pos")
-    if not isinstance(pos, dict):
+    if not isinstance(pos, dict) or pos.get("origin") != st.session_state.get(origin_key):
         return
     ticks, active = pos.get("ticks"), pos.get("active")
     if (not isinstance(ticks, list) or len(ticks) != len(keys)

@@ -72,6 +72,19 @@ def test_a_slider_redraws_the_decoded_image(lab_page, lab_server):
     expect(page).to_have_url(re.compile(r"[?&]z=0\.5(%2C|,)[12]\.\d(%2C|,)0"), timeout=30_000)
     for key in ("explorer_strip_linear", "explorer_strip_slerp", "explorer_arith_result", "explorer_samples"):
         expect(seen(page, f".st-key-{key} img")).to_be_visible()
+
+    # Reset, then the same move twice over: each reaches the server (the move carries the Reset it follows, so
+    # the same positions after a Reset are a new value, and the link gets its ?z= back every time)
+    thumb = seen(page, THUMB.format(0))
+    for _ in range(2):
+        page.get_by_role("button", name="Reset").click()
+        expect(page).not_to_have_url(re.compile(r"[?&]z="), timeout=30_000)
+        expect(thumb).to_have_value("0")
+        wait_until_idle(page)
+        thumb.focus()
+        thumb.press("ArrowRight")
+        expect(page).to_have_url(re.compile(r"[?&]z=0\.1(%2C|,)0(%2C|,)0"), timeout=30_000)
+        wait_until_idle(page)
     page.evaluate("document.activeElement.blur()")
     wait_until_idle(page)
     assert_no_exception(page)

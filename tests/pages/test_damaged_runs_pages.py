@@ -107,7 +107,7 @@ def test_the_good_runs_are_still_offered(damaged_dir):
     # item 5: a run whose newest checkpoint is damaged opens on the one before, it is not refused
     explorer = render_page("pages/explorer.py", {"run": "ae-good-checkpoint-newest-damaged"})
     assert explorer.selectbox(key="explorer_run").value == "ae-good-checkpoint-newest-damaged"
-    assert not explorer.error and explorer.slider  # the latent sliders: the model loaded
+    assert not explorer.error and explorer.get("bidi_component")  # the latent sliders: the model loaded
     draw = render_page("pages/draw.py", {"run": "ae-good-checkpoint-newest-damaged"})
     assert draw.multiselect(key="draw_runs").value == ["ae-good-checkpoint-newest-damaged"] and not draw.error
     studio = render_page("pages/gan_studio.py", {"run": "gan-good"})

@@ -179,7 +179,8 @@ def test_the_strip_holds_the_decoded_image_at_every_position_of_the_slider_with_
 
 
 def test_the_component_s_positions_are_checked_before_they_are_taken():
-    """A crafted widget message (wrong length, out of range, not whole ticks, a bad index) changes nothing."""
+    """A crafted widget message (wrong length, out of range, not whole ticks, a bad index) changes nothing, nor
+    does a move made before the server's last Reset (an older origin)."""
 
     def script():
         import streamlit as st
@@ -190,10 +191,11 @@ def test_the_component_s_positions_are_checked_before_they_are_taken():
         for k in keys:
             st.session_state.setdefault(k, 0.0)
         st.session_state.setdefault("active", 0)
+        st.session_state.setdefault("origin", 4)
         sent = st.session_state.pop("sent", None)
         if sent is not None:
-            st.session_state["pad"] = {"pos": sent}
-            take_positions("pad", keys, "active")
+            st.session_state["pad"] = {"pos": {"origin": 4, **sent}}
+            take_positions("pad", keys, "active", "origin")
         st.write(repr([st.session_state[k] for k in keys] + [st.session_state["active"]]))
 
     at = AppTest.from_function(script).run()
@@ -204,6 +206,7 @@ def test_the_component_s_positions_are_checked_before_they_are_taken():
                            ({"ticks": [1, True, 3], "active": 0}, [0.5, -3.0, 3.0, 2]),
                            ({"ticks": [1, 2, 3], "active": 3}, [0.5, -3.0, 3.0, 2]),
                            ({"ticks": "1,2,3", "active": 0}, [0.5, -3.0, 3.0, 2]),
+                           ({"ticks": [1, 2, 3], "active": 0, "origin": 3}, [0.5, -3.0, 3.0, 2]),  # before a Reset
                            ({"ticks": [-7, 0, 12], "active": 1}, [-0.7, 0.0, 1.2, 1])):
         at.session_state["sent"] = sent
         at.run()
@@ -223,7 +226,7 @@ def test_starting_from_an_image_shows_its_reconstruction(runs_dir, finished_pca_
     x_hat = reconstruct(ref.loaded, data.x_test[7])[0]  # sliders at 0 from image 7: z = f(x₇), x̂ = g(f(x₇))
     assert same_image(decoded(at), pixels(image_png(x_hat)))
     assert pad(at)["start"] == {"png": base64.b64encode(image_png(data.x_test[7, 0])).decode(),
-                                "caption": pad(at)["start"]["caption"]}
+                                "caption": f"start: test image 7 · {data.classes[int(data.y_test[7])]}"}
 
 
 def test_a_link_restores_the_explorer(runs_dir, finished_pca_run, data, media):
