@@ -11,7 +11,8 @@ and drives Debian's Chromium with Playwright:
   component (ui/latent_sliders.py), which shows the decoder's images for the focused slider's
   positions in the browser; the reference is Streamlit's own st.slider, answered by a rerun;
 - stroke: the mouse-up that ends a stroke on the Draw page's canvas, until the reconstruction x̂
-  changes (and has loaded);
+  changes (and has loaded); the page shows its results as one HTML block (ui/charts/draw.py), the
+  reference as an st.image captioned x̂;
 - the reference: the same two round trips on reference_app.py, measured in the same run,
   interleaved in blocks with the real pages so that load from other processes hits both alike.
 
@@ -291,9 +292,10 @@ def main() -> None:
             except Exception as e:
                 skipped["draw stroke"] = f"the Draw page did not open: {str(e).splitlines()[0]}"
             else:
-                # both canvases show their result as an image captioned x̂ (the Draw page's reconstruction)
+                # the reference shows its result as an image captioned x̂; the Draw page's reconstruction is the
+                # first model's x̂ in its results block (ui/charts/draw.py)
                 strokes = [("reference stroke", ref, ("", "x̂"), StrokeDrawer(ref)),
-                           ("draw stroke", draw, ("", "x̂"), StrokeDrawer(draw))]
+                           ("draw stroke", draw, (".st-key-draw_results img.ll-xhat", None), StrokeDrawer(draw))]
                 try:
                     interleaved(strokes, args.warmup)
                     for name, samples in interleaved(strokes, args.strokes).items():

@@ -9,10 +9,11 @@ stroke reruns only that panel.
 
 import streamlit as st
 
+from engine.data.images import image_png
 from engine.data.preprocess import EmptyImageError, PreprocessError, from_canvas, from_image_bytes
 from engine.lab.demos import DEMOS, demo_settings
 from engine.lab.draw import analyse
-from ui.charts.draw import draw_latent_figure, draw_score_figure
+from ui.charts.draw import STYLE, ModelRow, results_html
 from ui.canvas import canvas, clear_button
 from ui.classboard import board_section, send_panel
 from ui.entry import ensure_app
@@ -87,13 +88,14 @@ def canvas_input():
     """The drawing canvas's image (28, 28), or None (with a hint) while it is empty."""
     result = canvas(CANVAS, key="draw_canvas")
     clear_button("draw_canvas", on_clear=lambda: st.session_state.pop("drawing", None))
-    if result.image_data is None:  # nothing drawn since the canvas appeared: show the last drawing
+    pixels = result.image_data  # decoded from the canvas's PNG at each read: read once
+    if pixels is None:  # nothing drawn since the canvas appeared: show the last drawing
         x = st.session_state.get("drawing")
         if x is not None:
             st.caption("Showing your last drawing; draw to replace it.")
         return x
     try:
-        x = from_canvas(result.image_data)
+        x = from_canvas(pixels)
     except EmptyImageError:
         st.session_state.pop("drawing", None)
         return None
@@ -146,7 +148,7 @@ def draw_panel(source: str) -> None:
     first = models[0]
     data = dataset_tensors(dataset.name)
     top = st.columns([1.7, 1, 1.5], gap="medium")
-    below = st.container()  # the reconstructions: filled first once x is known (what a stroke is drawn to see)
+    below = st.container(key="draw_results")  # filled first once x is known (what a stroke is drawn to see)
     with top[0]:
         x = {"draw": canvas_input, "example": example_input, "upload": upload_input, "test": test_input}[source]()
     if source != "test":
@@ -159,16 +161,14 @@ def draw_panel(source: str) -> None:
         return
     a = on_model_thread(analyse, x, models, [split_errors(m) for m in models], split_codes(first, "train"),
                         data.y_train.numpy(), data.num_classes)
-    with below:
-        st.subheader("Reconstructions")
-        for rec in a.reconstructions:
-            cols = st.columns([1, 1, 1, 2.2], vertical_alignment="center")
-            show_image(rec.x_hat, "x̂", scale=6, container=cols[1])  # sent first: what the stroke was drawn to see
-            show_image(a.x, "x", scale=6, container=cols[0])
-            cols[2].image(error_png(rec.error, scale=6), caption="|x − x̂|")
-            cols[3].markdown(f"**{md(rec.run_id)}** · {md(by_id[rec.run_id].config['model'])}  \n"
-                             f"MSE **{rec.mse:.4f}** · higher than {percent(rec.percentile)} of the test images  \n"
-                             ":gray[error map: black = 0, yellow = 1]")
+    classes = data.classes
+    rows = [ModelRow(r.run_id, by_id[r.run_id].config["model"], image_png(r.x_hat), error_png(r.error, scale=1),
+                     r.mse, percent(r.percentile)) for r in a.reconstructions]
+    with below:  # sent first: what the stroke was drawn to see
+        st.html(results_html(image_png(a.x), rows, first.run_id, first.latent_dim, a.z,
+                             image_png(data.x_train[a.neighbours.tolist(), 0].numpy()), a.distances,
+                             [classes[int(data.y_train[i])] for i in a.neighbours] if classes else None,
+                             split_errors(first), a.reconstructions[0].mse))
     show_image(a.x, "x: the 28×28 input", scale=8, container=top[1])
     if source != "test":  # a drawing of the visitor's own (drawn, an example, an upload) goes to the class
         send_panel(a.x, first.run_id, first.dataset, key="draw", container=top[1])
@@ -183,18 +183,7 @@ def draw_panel(source: str) -> None:
         st.markdown(f"Higher than **{percent(rec.percentile)}** of the test images' scores"
                     + (" — unusual for this model." if rec.percentile > 95 else "."))
 
-    z_col, nn_col, score_col = below.columns(3, gap="medium")
-    z_col.markdown(f"**The code z** ({md(first.run_id)}, latent_dim {first.latent_dim})")
-    z_col.plotly_chart(draw_latent_figure(a.z), config={"displayModeBar": False}, key="draw_latent")
-    nn_col.markdown("**Nearest training images** in latent space")
-    neighbours = data.x_train[a.neighbours.tolist(), 0].numpy()
-    show_image(neighbours, scale=3, container=nn_col)
-    nn_col.caption("distance ‖z − zᵢ‖: " + ", ".join(f"{d:.2f}" for d in a.distances) + (
-        "  \nclass: " + ", ".join(data.classes[int(data.y_train[i])] for i in a.neighbours) if data.classes else ""))
-    score_col.markdown(f"**Anomaly score** among the test images ({md(first.run_id)})")
-    score_col.plotly_chart(draw_score_figure(split_errors(first), a.reconstructions[0].mse),
-                           config={"displayModeBar": False}, key="draw_score")
 
-
+st.html(STYLE)  # the results block's style sheet: once per page run, not with every stroke
 draw_panel(source)
 board_section(models[0])  # the drawings the class sent, live (the presenter sees everyone's)

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.browser
 
 CANVAS = ".st-key-draw_canvas_box canvas.upper-canvas"  # fabric.js's top layer takes the mouse events
 RESULT_TIMEOUT_MS = 60_000  # the first stroke also encodes the train split and scores the test split
+# the 28×28 input (an st.image), then the results block's images (ui/charts/draw.py), in page order
+IMAGES = '[data-testid="stImage"] img, .st-key-draw_results img:not(.ll-bars)'
 
 
 def stroke(page, points: list[tuple[float, float]]) -> None:
@@ -36,7 +38,7 @@ def stroke(page, points: list[tuple[float, float]]) -> None:
 
 def shown_images(page) -> list[str]:
     """The src of every image the panel shows (Streamlit serves each new image under a new media URL)."""
-    imgs = seen(page, '[data-testid="stImage"] img')
+    imgs = seen(page, IMAGES)
     return [imgs.nth(i).get_attribute("src") for i in range(imgs.count())]
 
 
@@ -46,10 +48,10 @@ def wait_for_new_result(page, before: list[str]) -> list[str]:
     Only the input must change: an image whose bytes did not change (the same neighbours) keeps its URL.
     """
     page.wait_for_function(
-        """before => {
-            const now = [...shown('[data-testid="stImage"] img')].map(i => i.src);
+        """([sel, before]) => {
+            const now = [...shown(sel)].map(i => i.src);
             return now.length >= 5 && (before.length === 0 || now[0] !== before[0]);
-        }""", arg=before, timeout=RESULT_TIMEOUT_MS)
+        }""", arg=[IMAGES, before], timeout=RESULT_TIMEOUT_MS)
     wait_until_idle(page)
     return shown_images(page)
 
@@ -59,16 +61,16 @@ def image_pixels(page, index: int) -> str:
 
     (Fetching the media URL again can race a rerun, which frees replaced media files.)
     """
-    page.wait_for_function("i => { const im = shown('[data-testid=\"stImage\"] img')[i];"
-                           " return im && im.complete && im.naturalWidth > 0; }", arg=index,
-                           timeout=RESULT_TIMEOUT_MS)
-    return page.evaluate("""i => {
-        const im = shown('[data-testid="stImage"] img')[i];
+    page.wait_for_function("([sel, i]) => { const im = shown(sel)[i];"
+                           " return im && im.complete && im.naturalWidth > 0; }",
+                           arg=[IMAGES, index], timeout=RESULT_TIMEOUT_MS)
+    return page.evaluate("""([sel, i]) => {
+        const im = shown(sel)[i];
         const c = document.createElement('canvas');
         c.width = im.naturalWidth; c.height = im.naturalHeight;
         c.getContext('2d').drawImage(im, 0, 0);
         return c.toDataURL('image/png');
-    }""", index)
+    }""", [IMAGES, index])
 
 
 def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
@@ -86,11 +88,15 @@ def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
     first = wait_for_new_result(page, [])
     first_input, first_x_hat, first_error = (image_pixels(page, i) for i in (0, 2, 3))
     assert len(first) == 5  # the 28×28 input; x, x̂ and |x − x̂| of the model; the nearest training images
-    assert images_loaded(seen(page, '[data-testid="stImage"] img'))
+    assert images_loaded(seen(page, IMAGES))
     expect(seen(page, '[data-testid="stMetric"]').first).to_contain_text("Looks like")
     expect(page.get_by_text("Anomaly score (MSE)")).to_be_visible()
-    # the code z, the score histogram (plotly's script loads lazily: slow on a busy machine)
-    expect(seen(page, ".js-plotly-plot")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
+    # the code z, the score histogram: SVG images of bars, drawn, and the line at this image's score
+    charts = seen(page, ".st-key-draw_results img.ll-bars")
+    expect(charts).to_have_count(2)
+    assert images_loaded(charts) and charts.first.evaluate("i => i.getBoundingClientRect().height") > 100
+    expect(seen(page, ".st-key-draw_results .ll-mark")).to_have_attribute("title",
+                                                                        re.compile(r"this image: MSE 0\.\d{4}"))
     assert_no_exception(page)
 
     # a "0" over it: the input, the reconstruction and the rest all change with the drawing
@@ -115,10 +121,9 @@ def test_a_link_restores_two_models_and_a_test_digit(lab_page, lab_server):
     expect(runs).to_contain_text("dense-ae")
     expect(page.get_by_text("Test image 5 · label")).to_be_visible()
     # the input, then x, x̂ and |x − x̂| for each model, then the neighbours
-    expect(seen(page, '[data-testid="stImage"] img')).to_have_count(1 + 3 * 2 + 1,
-                                                                        timeout=RESULT_TIMEOUT_MS)
+    expect(seen(page, IMAGES)).to_have_count(1 + 3 * 2 + 1, timeout=RESULT_TIMEOUT_MS)
     # the code z, the histogram
-    expect(seen(page, ".js-plotly-plot")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
+    expect(seen(page, ".st-key-draw_results img.ll-bars")).to_have_count(2)
     assert_no_exception(page)
 
 
@@ -141,7 +146,7 @@ def test_the_canvas_toolbar_is_in_plain_sight_and_a_stroke_from_the_top_strip_co
     stroke(page, [(250, 3 + 10 * i) for i in range(25)])
     first = wait_for_new_result(page, [])
     ink = page.evaluate("""() => {
-        const im = shown('[data-testid="stImage"] img')[0];
+        const im = shown('[data-testid="stImage"] img')[0];  // the 28×28 input
         const c = document.createElement('canvas'); c.width = im.naturalWidth; c.height = im.naturalHeight;
         const g = c.getContext('2d'); g.drawImage(im, 0, 0);
         const d = g.getImageData(0, 0, c.width, c.height).data;

@@ -9,17 +9,21 @@ reconstruction model alike.
 
 from __future__ import annotations
 
+import base64
 import io
 import shutil
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from engine.data import load_dataset
 from engine.data.preprocess import from_image_bytes
-from engine.eval.codes import split_errors
+from engine.data.images import to_uint8
+from engine.eval.codes import reconstruct, split_errors
 from engine.runs import Run
 from engine.runs.loaded import load_run
 from tests.apptest import render_page, texts
@@ -33,6 +37,30 @@ def render(query: dict | None = None, state: dict | None = None) -> AppTest:
 
 def metrics(at) -> dict:
     return {m.label: m.value for m in at.metric}
+
+
+class Results(HTMLParser):
+    """The Draw page's results block (one st.html): its 28×28 images (alt, pixels), its charts and its run names."""
+
+    def __init__(self, at: AppTest):
+        super().__init__()
+        self.images: list[tuple[str, np.ndarray]] = []
+        self.plots, self.runs, self._in_run = 0, [], False
+        (block,) = [h.value for h in at.html if 'class="ll-draw"' in h.value]
+        self.feed(block)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img" and a["src"].startswith("data:image/png"):
+            png = base64.b64decode(a["src"].removeprefix("data:image/png;base64,"))
+            self.images.append((a["alt"], np.asarray(Image.open(io.BytesIO(png)))))
+        self.plots += a.get("class") == "ll-bars"  # a chart: an SVG image of bars
+        self._in_run = a.get("class") == "ll-run"
+
+    def handle_data(self, data):
+        if self._in_run:
+            self.runs.append(data)
+            self._in_run = False
 
 
 @pytest.fixture
@@ -68,8 +96,18 @@ def test_a_test_digit_is_reconstructed_and_scored(runs_dir, two_runs):
     near = (errors[7] - 1e-5, errors[7], errors[7] + 1e-5)
     assert any(f"Higher than **{100 * (errors < e).mean():.0f}%**" in texts(at.markdown) for e in near)
     assert shown["Looks like"] in data.classes
-    assert len(at.get("image")) == 5  # the input; x, x̂ and |x − x̂| of the one model; the neighbours
-    assert len(at.get("plotly_chart")) == 2  # the code z, the histogram
+    assert len(at.get("image")) == 1  # the 28×28 input; the rest is the results block
+    results = Results(at)
+    assert [alt for alt, _ in results.images] == ["x", "x̂", "|x − x̂|", "the nearest training images"]
+    assert results.plots == 2  # the code z, the histogram
+    assert results.runs == [two_runs[0]]
+    # the x̂ shown is the model's own reconstruction of the test image, pixel for pixel
+    loaded = load_run(Run(runs_dir / two_runs[0]))
+    x_hat = reconstruct(loaded, data.x_test[7, 0].numpy())[0]
+    shown_x_hat = results.images[1][1]
+    assert shown_x_hat.shape == (28, 28)
+    assert np.abs(shown_x_hat.astype(int) - to_uint8(torch.as_tensor(x_hat)).astype(int)).max() <= 1
+    np.testing.assert_array_equal(results.images[0][1], to_uint8(data.x_test[7, 0]))  # x
     assert "Test image 7 · label " + data.classes[int(data.y_test[7])] in texts(at.caption)
     assert "drawing" not in at.session_state  # a test digit is not the user's drawing
 
@@ -82,9 +120,10 @@ def test_a_link_restores_several_models(runs_dir, two_runs):
     at = render({"run": ",".join(reversed(two_runs)), "input": "test", "image": "3"})
     assert at.multiselect(key="draw_runs").value == list(reversed(two_runs))
     assert at.query_params["run"] == ",".join(reversed(two_runs))
-    assert len(at.get("image")) == 1 + 3 * 2 + 1  # the input, x, x̂ and |x − x̂| per model, the neighbours
-    rows = [m for m in texts(at.markdown).splitlines() if m.startswith("**2025")]
-    assert [r.split("**")[1] for r in rows] == list(reversed(two_runs))
+    assert len(at.get("image")) == 1  # the input
+    results = Results(at)
+    assert len(results.images) == 3 * 2 + 1  # x, x̂ and |x − x̂| per model, the neighbours
+    assert results.runs == list(reversed(two_runs))
 
     stale = render({"run": "gone-long-ago", "input": "test"})
     assert "no autoencoder run 'gone-long-ago'" in texts(stale.warning)

@@ -1,43 +1,172 @@
-"""The Draw page's figures: the code z as bars, and the image's score among the test images'.
+"""The Draw page's results as one block of HTML: each model's x, x̂ and error map, the code z, the nearest
+training images, and the image's score among the test images'.
 
-Both are redrawn on every stroke, so each is built in one go from a plain dict: plotly's property
-setters (go.Bar(...), update_layout, add_vline) took 7–35 ms a figure on this 2-core machine, the dict
-form takes about 1.5 ms (2026-12-03), time the server otherwise spends beside the browser while it
-draws the stroke's reconstruction.
+All of it is redrawn on every stroke. As Streamlit elements it was some 25 (columns, images, texts and two
+plotly charts): the browser re-rendered each, and plotly remounted both charts, on every stroke, which
+held the reconstruction ~50 ms behind the plain reference page of bench/bench_ui_latency.py
+(2026-12-03). Here it is one st.html: one message and one DOM update. The images travel inline (data:
+URIs of the 28×28 PNGs, ~300 bytes each, enlarged crisply by CSS), and so do the two bar charts, as SVG
+images: st.html sanitises with DOMPurify's HTML profile (no inline SVG), and bars as <div>s cost the
+browser ~10 ms a stroke in that sanitiser. The style sheet, STYLE, goes on the page once (st.html of
+only a <style> lands outside the layout), not with every stroke, so a stroke restyles nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
-import plotly.graph_objects as go
 
 NEGATIVE, POSITIVE, MUTED = "#e4572e", "#2e86ab", "#9aa5b1"
+SCORE_BINS = 40
+
+STYLE = """<style>
+.ll-draw { --ll-line: rgba(128, 128, 128, 0.45); }
+.ll-draw h3 { margin: 0.4rem 0 0.6rem 0; }
+.ll-draw .ll-row { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; margin-bottom: 0.8rem; }
+.ll-draw figure { margin: 0; text-align: center; }
+.ll-draw figcaption { font-size: 0.85rem; opacity: 0.7; }
+.ll-draw img { image-rendering: pixelated; display: block; }
+.ll-draw .ll-digit { width: 10.5rem; height: 10.5rem; }  /* rem: projector mode enlarges them with the text */
+.ll-draw .ll-text { flex: 1 1 14rem; line-height: 1.6; }
+.ll-draw .ll-note { opacity: 0.6; }
+.ll-draw .ll-cols { display: flex; flex-wrap: wrap; gap: 1.5rem; }
+.ll-draw .ll-cols > section { flex: 1 1 16rem; min-width: 0; }
+.ll-draw .ll-plot { position: relative; height: 10rem; border-bottom: 1px solid var(--ll-line); }
+.ll-draw img.ll-bars { width: 100%; height: 100%; image-rendering: auto; }
+.ll-draw .ll-zero { position: absolute; left: 0; right: 0; top: 50%; border-top: 1px solid var(--ll-line); }
+.ll-draw .ll-mark { position: absolute; top: 0; bottom: 0; width: 3px; margin-left: -1px; background: #e4572e; }
+.ll-draw .ll-mark span { position: absolute; top: -1.3rem; left: 4px; white-space: nowrap; font-size: 0.8rem; }
+.ll-draw .ll-mark.ll-far span { left: auto; right: 4px; }
+.ll-draw .ll-axis { display: flex; justify-content: space-between; font-size: 0.8rem; opacity: 0.7; }
+.ll-draw .ll-neighbours { width: 100%; max-width: 26rem; height: auto; }
+.ll-draw .ll-axis-title { text-align: center; font-size: 0.8rem; opacity: 0.7; }
+</style>"""
 
 
-def _margin(top: int) -> dict:
-    return {"l": 10, "r": 10, "t": top, "b": 10}
+def data_uri(png: bytes) -> str:
+    """PNG bytes as a data: URI, for an <img> inside st.html."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def draw_latent_figure(z, height: int = 240) -> go.Figure:
-    """A code z (latent_dim,) as one bar per dimension."""
+def _digit(png: bytes, caption: str, css: str = "ll-digit") -> str:
+    alt = html.escape(caption)
+    return f'<figure><img class="{css}" src="{data_uri(png)}" alt="{alt}"><figcaption>{alt}</figcaption></figure>'
+
+
+def _bars_svg(tops, heights, colours) -> str:
+    """Bars as an SVG image, one unit wide each over a 0–100 tall box: bar i from y=tops[i], heights[i] tall."""
+    rects = "".join(f'<rect x="{i + 0.1:g}" y="{t:.3f}" width="0.8" height="{h:.3f}" fill="{c}"/>'
+                    for i, (t, h, c) in enumerate(zip(tops, heights, colours, strict=True)))
+    n = max(len(tops), 1)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{8 * n}" height="160" viewBox="0 0 {n} 100" '
+            f'preserveAspectRatio="none">{rects}</svg>')
+
+
+def svg_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
+
+
+def latent_bars(z) -> str:
+    """A code z (latent_dim,) as one bar per dimension, up for positive and down for negative values.
+
+    The axis is symmetric: the largest |z_i| reaches the top (or the bottom) edge. The values are the
+    image's tooltip.
+    """
     z = np.asarray(z, dtype=np.float64).reshape(-1)
-    return go.Figure({
-        "data": [{"type": "bar", "x": list(range(len(z))), "y": z.tolist(),
-                  "marker": {"color": [NEGATIVE if v < 0 else POSITIVE for v in z]},
-                  "hovertemplate": "z[%{x}] = %{y:.3f}<extra></extra>"}],
-        "layout": {"height": height, "margin": _margin(10), "bargap": 0.15,
-                   "xaxis": {"title": {"text": "latent dimension"}}, "yaxis": {"title": {"text": "z"}}}})
+    top = float(np.max(np.abs(z))) if z.size else 0.0
+    heights = np.abs(z) * (50.0 / top) if top > 0 else np.zeros_like(z)  # from the middle line, of 100
+    tops = np.where(z >= 0, 50.0 - heights, 50.0)
+    svg = _bars_svg(tops.tolist(), heights.tolist(), [POSITIVE if v >= 0 else NEGATIVE for v in z])
+    label = f"{top:.2f}" if top > 0 else "0"
+    values = ", ".join(f"{v:.2f}" for v in z.tolist())
+    return (f'<div class="ll-plot"><div class="ll-zero"></div><img class="ll-bars" src="{svg_uri(svg)}" '
+            f'alt="The code z: {z.size} values, largest |z| {label}" title="z = ({values})"></div>'
+            f'<div class="ll-axis"><span>0</span><span>{max(z.size - 1, 0)}</span></div>'
+            f'<div class="ll-axis-title">latent dimension · bars up to ±{label}</div>')
 
 
-def draw_score_figure(test_errors, score: float, height: int = 240) -> go.Figure:
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of values in equal bins over [lo, hi], and where one score falls in that range (0–1)."""
+
+    counts: np.ndarray  # (bins,)
+    edges: np.ndarray  # (bins + 1,)
+    at: float  # the score's position along the axis, 0 = lo, 1 = hi
+
+    @classmethod
+    def of(cls, values, score: float, bins: int = SCORE_BINS) -> Histogram:
+        """The histogram of `values` over a range that also holds `score`, so its mark is always on the plot."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        values = values[np.isfinite(values)]
+        finite = math.isfinite(score)
+        lo = min(float(values.min()) if values.size else 0.0, score if finite else math.inf)
+        hi = max(float(values.max()) if values.size else 0.0, score if finite else -math.inf)
+        if not math.isfinite(lo) or not math.isfinite(hi):
+            lo, hi = 0.0, 1.0
+        if hi <= lo:
+            lo, hi = lo - 0.5 * (abs(lo) or 1.0), hi + 0.5 * (abs(hi) or 1.0)
+        counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+        at = (score - lo) / (hi - lo) if finite else math.nan
+        return cls(counts, edges, at)
+
+
+def score_histogram(test_errors, score: float, bins: int = SCORE_BINS) -> str:
     """The test split's reconstruction errors as a histogram, with a line at this image's score."""
-    return go.Figure({
-        "data": [{"type": "histogram", "x": np.asarray(test_errors, dtype=np.float64).tolist(), "nbinsx": 40,
-                  "marker": {"color": MUTED}, "name": "test images",
-                  "hovertemplate": "MSE %{x}<br>%{y} test images<extra></extra>"}],
-        "layout": {"height": height, "margin": _margin(30), "showlegend": False,
-                   "xaxis": {"title": {"text": "reconstruction MSE"}}, "yaxis": {"title": {"text": "test images"}},
-                   "shapes": [{"type": "line", "xref": "x", "yref": "paper", "x0": score, "x1": score, "y0": 0,
-                               "y1": 1, "line": {"color": NEGATIVE, "width": 3}}],
-                   "annotations": [{"text": "this image", "xref": "x", "yref": "paper", "x": score, "y": 1,
-                                    "yanchor": "bottom", "showarrow": False}]}})
+    h = Histogram.of(test_errors, score, bins)
+    peak = int(h.counts.max()) if h.counts.size else 0
+    heights = (100.0 * h.counts / peak) if peak else np.zeros(len(h.counts))
+    svg = _bars_svg((100.0 - heights).tolist(), heights.tolist(), [MUTED] * len(heights))
+    mark = ""
+    if math.isfinite(h.at):
+        far = " ll-far" if h.at > 0.75 else ""  # the label on the line's left, inside the plot
+        mark = (f'<div class="ll-mark{far}" style="left:{100.0 * h.at:.4g}%" title="this image: MSE {score:.4f}">'
+                f'<span>this image</span></div>')
+    return (f'<div class="ll-plot"><img class="ll-bars" src="{svg_uri(svg)}" alt="Reconstruction MSE of '
+            f'{int(h.counts.sum())} test images, and this image\'s {score:.4f}" title="{bins} bins of '
+            f'{(h.edges[1] - h.edges[0]):.4f}; the tallest holds {peak} test images">{mark}</div>'
+            f'<div class="ll-axis"><span>{h.edges[0]:.4f}</span><span>{h.edges[-1]:.4f}</span></div>'
+            f'<div class="ll-axis-title">reconstruction MSE · tallest bar {peak} test images</div>')
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model's line of results: who it is, and what it made of x."""
+
+    run_id: str
+    model: str  # the model's registry name, e.g. conv_ae
+    x_hat_png: bytes
+    error_png: bytes
+    mse: float
+    percentile: str  # already written for people, e.g. "73%"
+
+
+def results_html(x_png: bytes, rows: Sequence[ModelRow], first_run_id: str, latent_dim: int, z,
+                 neighbours_png: bytes, distances, neighbour_classes: Sequence[str] | None, test_errors,
+                 score: float) -> str:
+    """The whole block under the canvas: a row per model (x, x̂, |x − x̂|, its score), then the first model's
+    code z, its nearest training images and the score histogram. Styled by STYLE, put on the page apart."""
+    run = html.escape(first_run_id)
+    lines = []
+    for r in rows:
+        lines.append(
+            f'<div class="ll-row">{_digit(x_png, "x")}{_digit(r.x_hat_png, "x̂", "ll-digit ll-xhat")}'
+            f'{_digit(r.error_png, "|x − x̂|")}<div class="ll-text"><strong class="ll-run">{html.escape(r.run_id)}'
+            f'</strong> · {html.escape(r.model)}<br>MSE <strong>{r.mse:.4f}</strong> · higher than '
+            f'{html.escape(r.percentile)} of the test images<br>'
+            f'<span class="ll-note">error map: black = 0, yellow = 1</span></div></div>')
+    near = "distance ‖z − zᵢ‖: " + ", ".join(f"{d:.2f}" for d in np.asarray(distances).tolist())
+    if neighbour_classes:
+        near += "<br>class: " + ", ".join(html.escape(c) for c in neighbour_classes)
+    return (f'<div class="ll-draw"><h3>Reconstructions</h3>{"".join(lines)}<div class="ll-cols">'
+            f'<section><p><strong>The code z</strong> ({run}, latent_dim {latent_dim})</p>{latent_bars(z)}</section>'
+            f'<section><p><strong>Nearest training images</strong> in latent space</p>'
+            f'<img class="ll-neighbours" src="{data_uri(neighbours_png)}" alt="the nearest training images">'
+            f'<p class="ll-note">{near}</p></section>'
+            f'<section><p><strong>Anomaly score</strong> among the test images ({run})</p>'
+            f'{score_histogram(test_errors, score)}</section></div></div>')
+
