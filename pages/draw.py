@@ -7,6 +7,8 @@ the test image (`?image=N`). The canvas and everything computed from it live in 
 stroke reruns only that panel.
 """
 
+import math
+
 import streamlit as st
 
 from engine.data.images import image_png
@@ -163,12 +165,13 @@ def draw_panel(source: str) -> None:
                         data.y_train.numpy(), data.num_classes)
     classes = data.classes
     rows = [ModelRow(r.run_id, by_id[r.run_id].config["model"], image_png(r.x_hat), error_png(r.error, scale=1),
-                     r.mse, percent(r.percentile)) for r in a.reconstructions]
+                     r.mse, percent(r.percentile) if math.isfinite(r.percentile) else "–") for r in a.reconstructions]
     with below:  # sent first: what the stroke was drawn to see
-        st.html(results_html(image_png(a.x), rows, first.run_id, first.latent_dim, a.z,
-                             image_png(data.x_train[a.neighbours.tolist(), 0].numpy()), a.distances,
-                             [classes[int(data.y_train[i])] for i in a.neighbours] if classes else None,
-                             split_errors(first), a.reconstructions[0].mse))
+        st.html(results_html(
+            x_png=image_png(a.x), rows=rows, first_run_id=first.run_id, latent_dim=first.latent_dim, z=a.z,
+            neighbours_png=image_png(data.x_train[a.neighbours.tolist(), 0].numpy()), distances=a.distances,
+            neighbour_classes=[classes[int(data.y_train[i])] for i in a.neighbours] if classes else None,
+            test_errors=split_errors(first), score=a.reconstructions[0].mse))
     show_image(a.x, "x: the 28×28 input", scale=8, container=top[1])
     if source != "test":  # a drawing of the visitor's own (drawn, an example, an upload) goes to the class
         send_panel(a.x, first.run_id, first.dataset, key="draw", container=top[1])

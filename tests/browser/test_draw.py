@@ -106,6 +106,10 @@ def test_draw_a_digit_and_see_it_reconstructed(lab_page, lab_server):
     assert image_pixels(page, 0) != first_input  # the 28×28 input
     assert image_pixels(page, 2) != first_x_hat  # x̂
     assert image_pixels(page, 3) != first_error  # |x − x̂|
+    # the block is still styled after a rerun of the panel alone (its style sheet comes with the page's run)
+    assert seen(page, ".st-key-draw_results img.ll-xhat").evaluate("i => i.getBoundingClientRect().width") > 100
+    assert seen(page, ".st-key-draw_results img.ll-bars").first.evaluate(
+        "i => i.getBoundingClientRect().height") > 100
     assert re.search(r"[?&]run=conv-ae\b", page.url), page.url
     assert_no_exception(page)
     full_page_screenshot(page, "draw")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import shutil
-from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -26,7 +25,10 @@ from engine.data.images import to_uint8
 from engine.eval.codes import reconstruct, split_errors
 from engine.runs import Run
 from engine.runs.loaded import load_run
+from ui.charts.draw import data_uri
+from ui.images import error_png
 from tests.apptest import render_page, texts
+from tests.ui.test_draw_charts import Tags
 
 pytestmark = pytest.mark.usefixtures("fresh_data_cache")
 
@@ -39,28 +41,20 @@ def metrics(at) -> dict:
     return {m.label: m.value for m in at.metric}
 
 
-class Results(HTMLParser):
+class Results:
     """The Draw page's results block (one st.html): its 28×28 images (alt, pixels), its charts and its run names."""
 
     def __init__(self, at: AppTest):
-        super().__init__()
-        self.images: list[tuple[str, np.ndarray]] = []
-        self.plots, self.runs, self._in_run = 0, [], False
         (block,) = [h.value for h in at.html if 'class="ll-draw"' in h.value]
-        self.feed(block)
+        tags = Tags(block)
+        self.images = [(a["alt"], png_pixels(a["src"])) for t, a in tags.tags
+                       if t == "img" and a["src"].startswith("data:image/png")]
+        self.plots = sum(a.get("class") == "ll-bars" for _, a in tags.tags)  # a chart: an SVG image of bars
+        self.runs = tags.text_of("ll-run")
 
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "img" and a["src"].startswith("data:image/png"):
-            png = base64.b64decode(a["src"].removeprefix("data:image/png;base64,"))
-            self.images.append((a["alt"], np.asarray(Image.open(io.BytesIO(png)))))
-        self.plots += a.get("class") == "ll-bars"  # a chart: an SVG image of bars
-        self._in_run = a.get("class") == "ll-run"
 
-    def handle_data(self, data):
-        if self._in_run:
-            self.runs.append(data)
-            self._in_run = False
+def png_pixels(src: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.removeprefix("data:image/png;base64,")))))
 
 
 @pytest.fixture
@@ -98,7 +92,7 @@ def test_a_test_digit_is_reconstructed_and_scored(runs_dir, two_runs):
     assert shown["Looks like"] in data.classes
     assert len(at.get("image")) == 1  # the 28×28 input; the rest is the results block
     results = Results(at)
-    assert [alt for alt, _ in results.images] == ["x", "x̂", "|x − x̂|", "the nearest training images"]
+    assert [alt.split(":")[0] for alt, _ in results.images] == ["x", "x̂", "|x − x̂|", "the nearest training images"]
     assert results.plots == 2  # the code z, the histogram
     assert results.runs == [two_runs[0]]
     # the x̂ shown is the model's own reconstruction of the test image, pixel for pixel
@@ -124,6 +118,14 @@ def test_a_link_restores_several_models(runs_dir, two_runs):
     results = Results(at)
     assert len(results.images) == 3 * 2 + 1  # x, x̂ and |x − x̂| per model, the neighbours
     assert results.runs == list(reversed(two_runs))
+    # each row is its own model's: its x̂ and its error map |x − x̂|, from the engine
+    x = load_dataset("mnist-5k").x_test[3, 0].numpy()
+    for i, run_id in enumerate(reversed(two_runs)):
+        (_, shown_x), (alt, shown_x_hat), (_, shown_error) = results.images[3 * i: 3 * i + 3]
+        assert alt == f"x̂: {run_id}'s reconstruction"
+        x_hat = reconstruct(load_run(Run(runs_dir / run_id)), x)[0]
+        assert np.abs(shown_x_hat.astype(int) - to_uint8(torch.as_tensor(x_hat)).astype(int)).max() <= 1
+        np.testing.assert_array_equal(shown_error, png_pixels(data_uri(error_png(np.abs(x - x_hat), scale=1))))
 
     stale = render({"run": "gone-long-ago", "input": "test"})
     assert "no autoencoder run 'gone-long-ago'" in texts(stale.warning)

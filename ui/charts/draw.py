@@ -26,7 +26,7 @@ SCORE_BINS = 40
 
 STYLE = """<style>
 .ll-draw { --ll-line: rgba(128, 128, 128, 0.45); }
-.ll-draw h3 { margin: 0.4rem 0 0.6rem 0; }
+.ll-draw h3 { font-size: 1.5rem; font-weight: 600; line-height: 1.2; margin: 0.4rem 0 0.8rem 0; }  /* as st.subheader */
 .ll-draw .ll-row { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; margin-bottom: 0.8rem; }
 .ll-draw figure { margin: 0; text-align: center; }
 .ll-draw figcaption { font-size: 0.85rem; opacity: 0.7; }
@@ -39,13 +39,14 @@ STYLE = """<style>
 .ll-draw .ll-plot { position: relative; height: 10rem; border-bottom: 1px solid var(--ll-line); }
 .ll-draw img.ll-bars { width: 100%; height: 100%; image-rendering: auto; }
 .ll-draw .ll-zero { position: absolute; left: 0; right: 0; top: 50%; border-top: 1px solid var(--ll-line); }
-.ll-draw .ll-mark { position: absolute; top: 0; bottom: 0; width: 3px; margin-left: -1px; background: #e4572e; }
 .ll-draw .ll-mark span { position: absolute; top: -1.3rem; left: 4px; white-space: nowrap; font-size: 0.8rem; }
 .ll-draw .ll-mark.ll-far span { left: auto; right: 4px; }
 .ll-draw .ll-axis { display: flex; justify-content: space-between; font-size: 0.8rem; opacity: 0.7; }
 .ll-draw .ll-neighbours { width: 100%; max-width: 26rem; height: auto; }
 .ll-draw .ll-axis-title { text-align: center; font-size: 0.8rem; opacity: 0.7; }
-</style>"""
+""" + (
+    f".ll-draw .ll-mark {{ position: absolute; top: 0; bottom: 0; width: 3px; margin-left: -1px; "
+    f"background: {NEGATIVE}; }}\n</style>")
 
 
 def data_uri(png: bytes) -> str:
@@ -53,9 +54,10 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _digit(png: bytes, caption: str, css: str = "ll-digit") -> str:
-    alt = html.escape(caption)
-    return f'<figure><img class="{css}" src="{data_uri(png)}" alt="{alt}"><figcaption>{alt}</figcaption></figure>'
+def _digit(png: bytes, caption: str, alt: str, css: str = "ll-digit") -> str:
+    """A 28×28 image with its short caption (x̂) and a longer alt text (whose x̂ it is)."""
+    return (f'<figure><img class="{css}" src="{data_uri(png)}" alt="{html.escape(alt)}">'
+            f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
 def _bars_svg(tops, heights, colours) -> str:
@@ -68,6 +70,7 @@ def _bars_svg(tops, heights, colours) -> str:
 
 
 def svg_uri(svg: str) -> str:
+    """An SVG document as a data: URI: st.html's sanitiser keeps an <img> of it, not inline <svg>."""
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
 
 
@@ -78,8 +81,9 @@ def latent_bars(z) -> str:
     image's tooltip.
     """
     z = np.asarray(z, dtype=np.float64).reshape(-1)
-    top = float(np.max(np.abs(z))) if z.size else 0.0
-    heights = np.abs(z) * (50.0 / top) if top > 0 else np.zeros_like(z)  # from the middle line, of 100
+    size = np.where(np.isfinite(z), np.abs(z), 0.0)  # a non-finite value gets no bar (its tooltip says nan)
+    top = float(size.max()) if z.size else 0.0
+    heights = size * (50.0 / top) if top > 0 else np.zeros_like(z)  # from the middle line, of 100
     tops = np.where(z >= 0, 50.0 - heights, 50.0)
     svg = _bars_svg(tops.tolist(), heights.tolist(), [POSITIVE if v >= 0 else NEGATIVE for v in z])
     label = f"{top:.2f}" if top > 0 else "0"
@@ -92,27 +96,27 @@ def latent_bars(z) -> str:
 
 @dataclass(frozen=True)
 class Histogram:
-    """Counts of values in equal bins over [lo, hi], and where one score falls in that range (0–1)."""
+    """Counts of values in equal bins over their own range [lo, hi], and where one score falls on that axis."""
 
     counts: np.ndarray  # (bins,)
     edges: np.ndarray  # (bins + 1,)
-    at: float  # the score's position along the axis, 0 = lo, 1 = hi
+    at: float  # the score's position along the axis, 0 = lo, 1 = hi, clipped to the plot; nan for no score
+    beyond: int  # -1: the score is below lo, 1: above hi (its mark is pinned to that edge), 0: on the axis
 
     @classmethod
     def of(cls, values, score: float, bins: int = SCORE_BINS) -> Histogram:
-        """The histogram of `values` over a range that also holds `score`, so its mark is always on the plot."""
+        """The histogram of the finite `values`. The bins span the values alone, as a far-off score would
+        squeeze them into a few bars; such a score is marked at the plot's edge instead."""
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         values = values[np.isfinite(values)]
-        finite = math.isfinite(score)
-        lo = min(float(values.min()) if values.size else 0.0, score if finite else math.inf)
-        hi = max(float(values.max()) if values.size else 0.0, score if finite else -math.inf)
-        if not math.isfinite(lo) or not math.isfinite(hi):
-            lo, hi = 0.0, 1.0
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
         if hi <= lo:
             lo, hi = lo - 0.5 * (abs(lo) or 1.0), hi + 0.5 * (abs(hi) or 1.0)
         counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
-        at = (score - lo) / (hi - lo) if finite else math.nan
-        return cls(counts, edges, at)
+        if not math.isfinite(score):
+            return cls(counts, edges, math.nan, 0)
+        at = (score - lo) / (hi - lo)
+        return cls(counts, edges, min(max(at, 0.0), 1.0), -1 if at < 0 else 1 if at > 1 else 0)
 
 
 def score_histogram(test_errors, score: float, bins: int = SCORE_BINS) -> str:
@@ -121,13 +125,15 @@ def score_histogram(test_errors, score: float, bins: int = SCORE_BINS) -> str:
     peak = int(h.counts.max()) if h.counts.size else 0
     heights = (100.0 * h.counts / peak) if peak else np.zeros(len(h.counts))
     svg = _bars_svg((100.0 - heights).tolist(), heights.tolist(), [MUTED] * len(heights))
-    mark = ""
+    mark, about = "", ""
     if math.isfinite(h.at):
         far = " ll-far" if h.at > 0.75 else ""  # the label on the line's left, inside the plot
+        label = {0: "this image", 1: f"this image: {score:.4f} →", -1: f"← this image: {score:.4f}"}[h.beyond]
         mark = (f'<div class="ll-mark{far}" style="left:{100.0 * h.at:.4g}%" title="this image: MSE {score:.4f}">'
-                f'<span>this image</span></div>')
+                f'<span>{label}</span></div>')
+        about = f", and this image's {score:.4f}"
     return (f'<div class="ll-plot"><img class="ll-bars" src="{svg_uri(svg)}" alt="Reconstruction MSE of '
-            f'{int(h.counts.sum())} test images, and this image\'s {score:.4f}" title="{bins} bins of '
+            f'{int(h.counts.sum())} test images{about}" title="{bins} bins of '
             f'{(h.edges[1] - h.edges[0]):.4f}; the tallest holds {peak} test images">{mark}</div>'
             f'<div class="ll-axis"><span>{h.edges[0]:.4f}</span><span>{h.edges[-1]:.4f}</span></div>'
             f'<div class="ll-axis-title">reconstruction MSE · tallest bar {peak} test images</div>')
@@ -142,10 +148,10 @@ class ModelRow:
     x_hat_png: bytes
     error_png: bytes
     mse: float
-    percentile: str  # already written for people, e.g. "73%"
+    percent: str  # the share of test images it reconstructs better, written for people: "73%", or "–"
 
 
-def results_html(x_png: bytes, rows: Sequence[ModelRow], first_run_id: str, latent_dim: int, z,
+def results_html(*, x_png: bytes, rows: Sequence[ModelRow], first_run_id: str, latent_dim: int, z,
                  neighbours_png: bytes, distances, neighbour_classes: Sequence[str] | None, test_errors,
                  score: float) -> str:
     """The whole block under the canvas: a row per model (x, x̂, |x − x̂|, its score), then the first model's
@@ -153,11 +159,13 @@ def results_html(x_png: bytes, rows: Sequence[ModelRow], first_run_id: str, late
     run = html.escape(first_run_id)
     lines = []
     for r in rows:
+        x_hat = _digit(r.x_hat_png, "x̂", f"x̂: {r.run_id}'s reconstruction", "ll-digit ll-xhat")
+        error = _digit(r.error_png, "|x − x̂|", f"|x − x̂|: {r.run_id}'s error map")
         lines.append(
-            f'<div class="ll-row">{_digit(x_png, "x")}{_digit(r.x_hat_png, "x̂", "ll-digit ll-xhat")}'
-            f'{_digit(r.error_png, "|x − x̂|")}<div class="ll-text"><strong class="ll-run">{html.escape(r.run_id)}'
+            f'<div class="ll-row">{_digit(x_png, "x", "x: the input")}{x_hat}{error}'
+            f'<div class="ll-text"><strong class="ll-run">{html.escape(r.run_id)}'
             f'</strong> · {html.escape(r.model)}<br>MSE <strong>{r.mse:.4f}</strong> · higher than '
-            f'{html.escape(r.percentile)} of the test images<br>'
+            f'{html.escape(r.percent)} of the test images<br>'
             f'<span class="ll-note">error map: black = 0, yellow = 1</span></div></div>')
     near = "distance ‖z − zᵢ‖: " + ", ".join(f"{d:.2f}" for d in np.asarray(distances).tolist())
     if neighbour_classes:
