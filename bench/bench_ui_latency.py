@@ -12,7 +12,8 @@ and drives Debian's Chromium with Playwright:
   positions in the browser; the reference is Streamlit's own st.slider, answered by a rerun;
 - stroke: the mouse-up that ends a stroke on the Draw page's canvas, until the reconstruction x̂
   changes (and has loaded); the page shows its results as one HTML block (ui/charts/draw.py), the
-  reference as an st.image captioned x̂;
+  reference as an st.image captioned x̂. The first time (src changed) is like for like; "loaded" is
+  not quite: the Draw page's x̂ is an inline data: URI, the reference's a media URL fetched after;
 - the reference: the same two round trips on reference_app.py, measured in the same run,
   interleaved in blocks with the real pages so that load from other processes hits both alike.
 
