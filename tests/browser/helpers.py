@@ -12,6 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / os.environ.get("LATENT_LAB_SCREENSHOTS", "test-results/screenshots")
 
 
+def for_the_readme() -> bool:
+    """Whether this run takes the README's screenshots (`make screenshots`): a test may then spend longer
+    getting its page to a state worth showing."""
+    return "LATENT_LAB_SCREENSHOTS" in os.environ
+
+
 def expect(locator):
     from playwright.sync_api import expect as pw_expect
 
