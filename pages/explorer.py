@@ -19,7 +19,8 @@ from engine.lab.demos import demo_settings
 from engine.lab.explorer import (MAX_SLIDERS, arithmetic, fills_every_panel, from_ticks, interpolation_images,
                                  manifold_images, sample_images, slider_directions, slider_strip, to_ticks)
 from ui.entry import ensure_app
-from ui.latent_sliders import latent_sliders, png_text, take_positions
+from ui.images import png_text
+from ui.latent_sliders import latent_sliders, take_positions
 from ui.lessons import shown
 from ui.resources import dataset_tensors, loaded_at, loaded_run, on_model_thread, split_codes
 from ui.runs import need_model, pick_run, run_config, run_label, usable_runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,11 @@ from plotly.colors import hex_to_rgb, sequential
 from engine.data.images import image_png, png_bytes, upscale
 
 DRAWINGS = Path(__file__).resolve().parent.parent / "assets" / "drawings"
+
+
+def png_text(png: bytes) -> str:
+    """PNG bytes as base64 text, the payload of a data: URL (the explorer's strip, the Draw page's block)."""
+    return base64.b64encode(png).decode("ascii")
 
 
 def show_image(x, caption: str | None = None, scale: int = 6, container=st) -> None:

@@ -17,7 +17,6 @@ positions it is shown at; while a strip is on its way, the last image stays, dim
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import streamlit as st
@@ -55,11 +54,6 @@ CSS = """
 
 _mount = st.components.v2.component(COMPONENT, html=HTML, css=CSS,
                                     js=Path(__file__).with_name("latent_sliders.js").read_text(), isolate_styles=False)
-
-
-def png_text(png: bytes) -> str:
-    """PNG bytes as the base64 text the component puts in a data: URL."""
-    return base64.b64encode(png).decode("ascii")
 
 
 def take_positions(key: str, keys: list[str], active_key: str, origin_key: str) -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ui.images import png_text
+
 NEGATIVE, POSITIVE, MUTED = "#e4572e", "#2e86ab", "#9aa5b1"
 SCORE_BINS = 40
 
@@ -51,7 +53,7 @@ STYLE = """<style>
 
 def data_uri(png: bytes) -> str:
     """PNG bytes as a data: URI, for an <img> inside st.html."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return "data:image/png;base64," + png_text(png)
 
 
 def _digit(png: bytes, caption: str, alt: str, css: str = "ll-digit") -> str:
@@ -157,12 +159,13 @@ def results_html(*, x_png: bytes, rows: Sequence[ModelRow], first_run_id: str, l
     """The whole block under the canvas: a row per model (x, x̂, |x − x̂|, its score), then the first model's
     code z, its nearest training images and the score histogram. Styled by STYLE, put on the page apart."""
     run = html.escape(first_run_id)
+    x = _digit(x_png, "x", "x: the input")  # the same in every row
     lines = []
     for r in rows:
         x_hat = _digit(r.x_hat_png, "x̂", f"x̂: {r.run_id}'s reconstruction", "ll-digit ll-xhat")
         error = _digit(r.error_png, "|x − x̂|", f"|x − x̂|: {r.run_id}'s error map")
         lines.append(
-            f'<div class="ll-row">{_digit(x_png, "x", "x: the input")}{x_hat}{error}'
+            f'<div class="ll-row">{x}{x_hat}{error}'
             f'<div class="ll-text"><strong class="ll-run">{html.escape(r.run_id)}'
             f'</strong> · {html.escape(r.model)}<br>MSE <strong>{r.mse:.4f}</strong> · higher than '
             f'{html.escape(r.percent)} of the test images<br>'
